@@ -1,0 +1,59 @@
+# whisper-tune — two commands do all the set-up on a fresh machine:
+#   make demo   install into .venv and run the end-to-end demo (no network needed at run time)
+#   make test   install and run lint, type check and the default test tier
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+SYSSTAMP:= $(VENV)/.system-packages
+TORCH   ?= torch==2.13.0
+EXTRAS  ?= dev,datasets,s3
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps demo test lint typecheck unit integration slow bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip wheel setuptools
+
+# The CPU build of torch is pinned first so nothing pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+# Debian packages: espeak-ng (speech synthesis), chromium + driver (browser test),
+# ffmpeg-free decoding comes from soundfile. Degrades with a clear message without apt/root.
+$(SYSSTAMP): | $(BIN)/python
+	@bash scripts/system-deps.sh
+	@touch $(SYSSTAMP)
+
+install: $(STAMP) $(SYSSTAMP)
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+demo: install
+	$(BIN)/whisper-tune demo $(DEMO_ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+test: install lint typecheck
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: install
+	$(BIN)/python -m pytest -m "not integration and not slow and not gpu" $(PYTEST_ARGS)
+
+integration: install
+	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
+
+slow: install
+	$(BIN)/python -m pytest -m "slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info
