@@ -1,0 +1,135 @@
+"""``whisper-tune data ...``: check manifests (and, from the synth area, make a corpus).
+
+Why: before spending GPU hours a user should see, in seconds, how much of their data is
+usable and exactly which rows are not and why. ``data check`` runs the very checks
+training runs (:func:`whisper_tune.data.prepare.scan`) and prints the same report.
+Exit status: 0 when at least one row is usable, 1 when none is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from whisper_tune.errors import DataError
+
+__all__ = ["check_data", "load_processor", "register"]
+
+log = logging.getLogger(__name__)
+
+
+def load_processor(model: str | None = None) -> Any:
+    """The processor used to count label tokens: a local HF dir / model spec, or the bundled tiny.en one."""
+    if model is None:
+        from whisper_tune.models.random_init import make_processor
+
+        return make_processor()
+    from transformers import WhisperProcessor
+
+    path = model
+    if not (Path(model) / "preprocessor_config.json").is_file():
+        try:
+            from whisper_tune.models import ensure_hf_dir  # type: ignore[attr-defined]
+        except ImportError as exc:
+            raise DataError(f"--model {model}: not a local HF model folder") from exc
+        path = ensure_hf_dir(model)
+    try:
+        return WhisperProcessor.from_pretrained(path)
+    except Exception as exc:
+        raise DataError(f"--model {model}: cannot load its processor ({exc})") from exc
+
+
+def check_data(
+    sources: str | list[str],
+    *,
+    processor: Any = None,
+    model: str | None = None,
+    max_label_tokens: int = 448,
+    max_duration_s: float = 30.0,
+    feature_cache: str | None = None,
+    num_workers: int = 1,
+    load_kwargs: dict[str, Any] | None = None,
+) -> Any:
+    """Run every training check over ``sources`` and return the :class:`DataReport` (never raises for bad rows)."""
+    from whisper_tune.data.prepare import scan
+
+    proc = processor if processor is not None else load_processor(model)
+    _, _, report, _ = scan(
+        sources if isinstance(sources, str) else list(sources),
+        proc,
+        max_label_tokens=max_label_tokens,
+        max_duration_s=max_duration_s,
+        feature_cache=feature_cache,
+        num_workers=num_workers,
+        load_kwargs=load_kwargs,
+    )
+    return report
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    load_kwargs: dict[str, Any] = {
+        "fmt": args.format,
+        "text_column": args.text_column,
+        "audio_column": args.audio_column,
+        "root": args.root,
+        "allow_outside_root": args.allow_outside_root,
+    }
+    report = check_data(
+        list(args.manifest),
+        model=args.model,
+        max_label_tokens=args.max_label_tokens,
+        max_duration_s=args.max_duration,
+        feature_cache=args.feature_cache,
+        num_workers=args.num_workers,
+        load_kwargs=load_kwargs,
+    )
+    if args.out:
+        pj, pm = report.write(args.out)
+        log.info("wrote %s and %s", pj, pm)
+    print(report.to_json() if args.json else report.to_markdown())
+    return 0 if report.usable > 0 else 1
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("data", help="check data sets; make a synthetic corpus")
+    sub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+    p.set_defaults(func=lambda _args: (p.print_help(), 2)[1])
+
+    c = sub.add_parser(
+        "check",
+        help="report what is usable in manifest(s) and why the rest is not",
+        description="Runs the training data checks and prints a report (Markdown, or JSON with --json).",
+    )
+    c.add_argument(
+        "manifest", nargs="+", help="JSONL / CSV / TSV manifest, audiofolder dir, or hf://name[/config]:split"
+    )
+    c.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    c.add_argument("--out", help="also write data_report.json / data_report.md into this folder")
+    c.add_argument(
+        "--model", help="HF model dir/spec whose tokenizer counts label tokens (default: bundled tiny.en)"
+    )
+    c.add_argument("--max-label-tokens", type=int, default=448)
+    c.add_argument("--max-duration", type=float, default=30.0, help="seconds; longer clips are rejected")
+    c.add_argument("--format", default="auto", choices=["auto", "jsonl", "csv", "tsv", "audiofolder", "hf"])
+    c.add_argument("--text-column", default=None)
+    c.add_argument("--audio-column", default=None)
+    c.add_argument(
+        "--root", default=None, help="data root audio paths must stay in (default: manifest folder)"
+    )
+    c.add_argument("--allow-outside-root", action="store_true")
+    c.add_argument("--feature-cache", default=None, help="also extract features into this cache folder")
+    c.add_argument("--num-workers", type=int, default=1, help="processes for decoding/extraction")
+    c.set_defaults(func=_cmd_check)
+
+    try:
+        synth_cli = importlib.import_module("whisper_tune.data.synth.cli")
+    except ModuleNotFoundError as exc:
+        if exc.name != "whisper_tune.data.synth.cli":
+            raise
+        return
+    add = getattr(synth_cli, "add_synth_parser", None)
+    if add is not None:
+        add(sub)
