@@ -9,6 +9,7 @@ so token ids, special tokens and feature shapes match the real models.
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +35,27 @@ def bundled_tokenizer_file() -> Path:
 
 
 def make_processor(tokenizer_file: Path | None = None, n_mels: int = 80) -> Any:
-    """A real ``WhisperProcessor`` (English-only tiny.en tokenizer)."""
-    from transformers import WhisperFeatureExtractor, WhisperProcessor, WhisperTokenizerFast
+    """A real ``WhisperProcessor``, built exactly as the CTranslate2 conversion builds tiny.en's.
 
-    tok = WhisperTokenizerFast(
-        tokenizer_file=str(tokenizer_file or bundled_tokenizer_file()),
-        unk_token="<|endoftext|>",
-        bos_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
-    )
-    fe = WhisperFeatureExtractor(feature_size=n_mels)
-    return WhisperProcessor(feature_extractor=fe, tokenizer=tok)
+    The tokenizer therefore covers the full 51864-token English-only vocabulary (timestamp
+    tokens included), so ids and ``len(tokenizer)`` match the real ``tiny.en``.
+    """
+    from whisper_tune.models.convert import build_processor, read_ct2_vocabulary
+
+    tok_file = Path(tokenizer_file) if tokenizer_file else bundled_tokenizer_file()
+    vocab_dir = tok_file.parent
+    has_vocab = (vocab_dir / "vocabulary.txt").is_file() or (vocab_dir / "vocabulary.json").is_file()
+    vocab = read_ct2_vocabulary(vocab_dir) if has_vocab else None
+    with tempfile.TemporaryDirectory(prefix="wt-tok-") as tmp:
+        return build_processor(tok_file, vocab, n_mels, Path(tmp))
+
+
+def _bundled_ct2_config() -> dict[str, Any]:
+    cfg_file = bundled_tokenizer_file().parent / "config.json"
+    cfg: dict[str, Any] = json.loads(cfg_file.read_text(encoding="utf-8")) if cfg_file.is_file() else {}
+    # tiny.en's alignment heads name layers a toy shape does not have: use the fallback.
+    cfg.pop("alignment_heads", None)
+    return cfg
 
 
 def make_random_whisper(shape: str = "test", seed: int = 0, **overrides: Any) -> tuple[Any, Any]:
@@ -53,14 +63,15 @@ def make_random_whisper(shape: str = "test", seed: int = 0, **overrides: Any) ->
     import torch
     from transformers import WhisperConfig, WhisperForConditionalGeneration
 
+    from whisper_tune.models.convert import build_generation_config
+
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape '{shape}'; known: {', '.join(SHAPES)}")
     d, n, h, ffn, mels = SHAPES[shape]
     processor = make_processor(n_mels=mels)
     tok = processor.tokenizer
-    vocab = len(tok)
-    sot = tok.convert_tokens_to_ids("<|startoftranscript|>")
-    eot = tok.convert_tokens_to_ids("<|endoftext|>")
     cfg_kwargs: dict[str, Any] = dict(
-        vocab_size=vocab,
+        vocab_size=len(tok),
         num_mel_bins=mels,
         d_model=d,
         encoder_layers=n,
@@ -71,23 +82,14 @@ def make_random_whisper(shape: str = "test", seed: int = 0, **overrides: Any) ->
         decoder_ffn_dim=ffn,
         max_source_positions=1500,
         max_target_positions=448,
-        decoder_start_token_id=sot,
-        bos_token_id=eot,
-        eos_token_id=eot,
-        pad_token_id=eot,
-        begin_suppress_tokens=[220, eot],
-        suppress_tokens=[],
     )
     cfg_kwargs.update(overrides)
+    gen, extra = build_generation_config(tok, cfg_kwargs, _bundled_ct2_config(), warn=lambda _msg: None)
+    for key, value in extra.items():
+        cfg_kwargs.setdefault(key, value)
     torch.manual_seed(seed)
     model = WhisperForConditionalGeneration(WhisperConfig(**cfg_kwargs))
-    gc = model.generation_config
-    gc.decoder_start_token_id = sot
-    gc.eos_token_id = eot
-    gc.pad_token_id = eot
-    gc.no_timestamps_token_id = tok.convert_tokens_to_ids("<|notimestamps|>")
-    gc.is_multilingual = False
-    gc.max_length = 448
+    model.generation_config = gen
     return model, processor
 
 
@@ -97,5 +99,6 @@ def save_random_whisper(out_dir: str | Path, shape: str = "test", seed: int = 0,
     model, processor = make_random_whisper(shape, seed, **overrides)
     model.save_pretrained(out)
     processor.save_pretrained(out)
+    processor.feature_extractor.save_pretrained(out)  # preprocessor_config.json (faster-whisper reads it)
     (out / "whisper_tune_random.json").write_text(json.dumps({"shape": shape, "seed": seed}))
     return out
