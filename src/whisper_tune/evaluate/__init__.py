@@ -1,1 +1,68 @@
-"""TODO."""
+"""Evaluation: normalizers, WER/CER with aligned errors, batched transcription, reports.
+
+Why: fine-tuning is only worth shipping when it measurably helps on the target domain
+without hurting general speech. This package measures that the way the Whisper paper and
+the seed do (Whisper's English normalizer, greedy decoding, corpus WER) and explains it
+(breakdowns by manifest field, worst utterances, domain-term recall, regressions).
+
+Public API (see the contracts): ``get_normalizer``, ``error_rates``,
+``make_compute_metrics`` (for the HF trainer), ``transcribe``, ``evaluate``, ``compare``.
+Heavy imports (torch, transformers, matplotlib) happen inside the functions.
+"""
+
+from __future__ import annotations
+
+from .metrics import (
+    ErrorCounts,
+    TermRecall,
+    UtteranceScore,
+    WordError,
+    domain_term_recall,
+    error_rates,
+    load_terms,
+    make_compute_metrics,
+    score_utterance,
+)
+from .normalizers import NORMALIZER_KINDS, get_normalizer
+from .pipeline import (
+    compare,
+    evaluate,
+    load_eval_items,
+    load_for_eval,
+    resolve_model_spec,
+    score_texts,
+    write_comparison,
+    write_evaluation,
+)
+from .report import ComparisonResult, EvalResult, UtteranceResult, format_wer_difference, relative_change_pct
+from .transcribe import FeatureBank, transcribe, transcribe_bank
+
+__all__ = [
+    "NORMALIZER_KINDS",
+    "ComparisonResult",
+    "ErrorCounts",
+    "EvalResult",
+    "FeatureBank",
+    "TermRecall",
+    "UtteranceResult",
+    "UtteranceScore",
+    "WordError",
+    "compare",
+    "domain_term_recall",
+    "error_rates",
+    "evaluate",
+    "format_wer_difference",
+    "get_normalizer",
+    "load_eval_items",
+    "load_for_eval",
+    "load_terms",
+    "make_compute_metrics",
+    "relative_change_pct",
+    "resolve_model_spec",
+    "score_texts",
+    "score_utterance",
+    "transcribe",
+    "transcribe_bank",
+    "write_comparison",
+    "write_evaluation",
+]

@@ -1,0 +1,173 @@
+"""``whisper-tune evaluate`` and ``whisper-tune compare``.
+
+Why: the two questions a user asks after training — "how good is this model on my data?"
+and "did tuning help, where, and by how much?" — each get one command. Without ``--out``,
+results go to ``RUN/eval`` when the (tuned) model is a run directory, else to
+``./eval-<model name>`` / ``./compare-report``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from whisper_tune.errors import UserError
+
+from .normalizers import NORMALIZER_KINDS
+
+__all__ = ["register"]
+
+
+def _fields(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [f.strip() for f in text.split(",") if f.strip()]
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from exc
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data", required=True, help="test manifest (NeMo JSONL, CSV/TSV, audiofolder dir, hf://...)"
+    )
+    p.add_argument("--out", default=None, help="output directory")
+    p.add_argument(
+        "--group-by",
+        default=None,
+        help="comma-separated manifest fields to break WER down by (default: every categorical field)",
+    )
+    p.add_argument("--batch-size", type=_positive, default=8)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--normalizer", default="whisper_en", choices=NORMALIZER_KINDS)
+    p.add_argument(
+        "--domain-terms",
+        default=None,
+        help="file with one domain term per line (default: domain_terms.txt next to the manifest, if any)",
+    )
+    p.add_argument("--num-beams", type=_positive, default=1, help="1 = greedy (the default, like the seed)")
+    p.add_argument(
+        "--max-new-tokens",
+        type=_positive,
+        default=None,
+        help="cap on generated tokens per clip (default: 8 per second of audio + 16, at most 444)",
+    )
+    p.add_argument(
+        "--language",
+        default=None,
+        help="language of the audio for multilingual models (default: en with the whisper_en normalizer)",
+    )
+    p.add_argument("--limit", type=_positive, default=None, help="only the first N utterances")
+
+
+def _default_out(spec: str, fallback: str) -> Path:
+    p = Path(spec)
+    if p.is_dir() and (p / "best").is_dir():
+        return p / "eval"
+    return Path(fallback)
+
+
+def _check_inputs(data: str, *specs: str) -> None:
+    if not data.startswith("hf://") and not Path(data).exists():
+        raise UserError(f"--data {data}: no such file or directory")
+    for s in specs:
+        if s.strip() == "":
+            raise UserError("model spec is empty")
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .pipeline import evaluate
+
+    _check_inputs(args.data, args.model)
+    out = Path(args.out) if args.out else _default_out(args.model, f"eval-{Path(args.model).name or 'model'}")
+    r = evaluate(
+        args.model,
+        args.data,
+        out,
+        group_by=_fields(args.group_by),
+        batch_size=args.batch_size,
+        device=args.device,
+        normalizer=args.normalizer,
+        domain_terms=args.domain_terms,
+        num_beams=args.num_beams,
+        max_new_tokens=args.max_new_tokens,
+        language=args.language,
+        limit=args.limit,
+    )
+    print(
+        f"WER {r.wer:.4f} (normalized), {r.wer_ortho:.4f} (orthographic), CER {r.cer:.4f} "
+        f"over {len(r.utterances)} utterances ({len(r.skipped)} skipped)"
+    )
+    if r.domain_terms is not None:
+        print(
+            f"domain-term recall {r.domain_terms.recall:.4f} ({r.domain_terms.found}/{r.domain_terms.occurrences})"
+        )
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from .pipeline import compare
+
+    _check_inputs(args.data, args.base, args.tuned)
+    if args.run is not None and not Path(args.run).is_dir():
+        raise UserError(f"--run {args.run}: not a directory")
+    out = Path(args.out) if args.out else _default_out(args.tuned, "compare-report")
+    c = compare(
+        args.base,
+        args.tuned,
+        args.data,
+        out,
+        domain_terms=args.domain_terms,
+        train_log=args.run,
+        group_by=_fields(args.group_by),
+        batch_size=args.batch_size,
+        device=args.device,
+        normalizer=args.normalizer,
+        num_beams=args.num_beams,
+        max_new_tokens=args.max_new_tokens,
+        language=args.language,
+        limit=args.limit,
+        print_line=False,
+    )
+    print(f"base  WER {c.base.wer:.4f}  ({c.base.model})")
+    print(f"tuned WER {c.tuned.wer:.4f}  ({c.tuned.model})")
+    print(c.wer_difference_line())
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="WER/CER of one model on a manifest, with breakdowns and worst utterances",
+        description="Transcribe a manifest with one model and write predictions.jsonl, metrics.json, "
+        "report.md and wer_by_group.png.",
+    )
+    p.add_argument(
+        "--model", required=True, help="bundled name (tiny.en...), HF dir, CTranslate2 dir, run dir, hub id"
+    )
+    _common(p)
+    p.set_defaults(func=_run_evaluate)
+
+    c = subparsers.add_parser(
+        "compare",
+        help="base vs tuned WER report (prints 'WER difference: -x.xxx %%')",
+        description="Evaluate a base and a tuned model on the same audio and write report.md, report.json, "
+        "PNG plots (WER by group, training curves) and per-model predictions.",
+    )
+    c.add_argument("--base", required=True, help="base model spec (e.g. tiny.en)")
+    c.add_argument("--tuned", required=True, help="tuned model spec (a run dir uses RUN/best)")
+    c.add_argument(
+        "--run", default=None, help="training run dir for the curves (default: --tuned if it is one)"
+    )
+    _common(c)
+    c.set_defaults(func=_run_compare)

@@ -1,0 +1,407 @@
+"""``evaluate`` (one model) and ``compare`` (base vs tuned) over a manifest.
+
+Why: the product's proof is one command that loads both models the same way training and
+serving do (``whisper_tune.models.load_model``), runs them over exactly the same audio,
+and writes a report a person and a script can both read. Each clip is decoded once and
+its log-mel features computed once; both models reuse them. Unreadable clips are counted
+and listed as skips (with the manifest line), never silently dropped or fatal.
+
+Multilingual models are told the language (``language``; default ``en`` with the English
+normalizer) instead of detecting it per clip, which misfires on noisy phone audio.
+English-only models (``tiny.en``) ignore it.
+
+A model spec is anything ``load_model`` accepts, or a training run directory (then its
+``best/`` model is used, and for ``compare`` its training curves are plotted).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from whisper_tune.errors import DataError, UserError
+
+from .markdown import render_comparison, render_evaluation
+from .metrics import domain_term_recall, load_terms, resolve_normalizer, score_utterance
+from .plots import plot_training_curves, plot_wer_by_group, read_training_curves
+from .report import ComparisonResult, EvalResult, UtteranceResult, resolve_group_fields
+from .transcribe import SAMPLE_RATE, FeatureBank, resolve_device, transcribe_bank
+
+__all__ = [
+    "EvalItem",
+    "compare",
+    "evaluate",
+    "load_eval_items",
+    "load_for_eval",
+    "resolve_model_spec",
+    "score_texts",
+    "write_comparison",
+    "write_evaluation",
+]
+
+log = logging.getLogger(__name__)
+
+DOMAIN_TERMS_FILE = "domain_terms.txt"
+
+
+def resolve_model_spec(spec: str) -> str:
+    """A run directory (holding ``best/``) resolves to ``RUN/best``; anything else is kept.
+
+    A run directory without ``best/`` (has ``config.yaml`` or ``checkpoint_*`` but no model
+    files) is a user error naming the command that creates it.
+    """
+    p = Path(spec)
+    if not p.is_dir() or (p / "config.json").exists() or (p / "model.bin").exists():
+        return spec
+    if (p / "best").is_dir():
+        return str(p / "best")
+    if (p / "config.yaml").exists() or any(p.glob("checkpoint_*")):
+        raise UserError(f"{p} looks like a training run without best/ yet: run `whisper-tune best {p}` first")
+    return spec
+
+
+def _run_dir_of(spec: str) -> str | None:
+    p = Path(spec)
+    return str(p) if p.is_dir() and (p / "best").is_dir() and not (p / "config.json").exists() else None
+
+
+def load_for_eval(spec: str, device: str = "auto") -> tuple[Any, Any]:
+    """(model, processor) via ``whisper_tune.models.load_model`` (dtype auto: fp32 on CPU, SDPA)."""
+    from whisper_tune.models import load_model
+
+    return load_model(resolve_model_spec(spec), dtype="auto", device=resolve_device(device))
+
+
+@dataclass
+class EvalItem:
+    """One decoded utterance ready to transcribe."""
+
+    id: str
+    text: str
+    audio: np.ndarray
+    meta: dict[str, Any]
+    origin: str
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+
+def load_eval_items(
+    data: str | Path | Sequence[Any], *, limit: int | None = None
+) -> tuple[list[EvalItem], list[dict[str, Any]]]:
+    """Decode every sample of ``data`` (a manifest path or ``Sample`` list) once.
+
+    Returns (items, skipped); manifest rows the loader skipped and clips that fail to
+    decode are both in ``skipped`` as ``{"origin", "reason", "message"}``.
+    """
+    from whisper_tune.data import load_audio, load_manifest
+
+    skipped: list[dict[str, Any]] = []
+    if isinstance(data, str | Path):
+        res = load_manifest(str(data))
+        samples: list[Any] = list(res.samples)
+        skipped += [{"origin": s.origin, "reason": s.reason, "message": s.message} for s in res.skipped]
+    else:
+        samples = list(data)
+    if limit is not None:
+        samples = samples[:limit]
+    items: list[EvalItem] = []
+    seen: dict[str, int] = {}
+    for s in samples:
+        try:
+            audio = load_audio(s.audio)
+        except DataError as exc:  # AudioError is a DataError naming the file
+            reason = str(getattr(exc, "reason", "unreadable_audio"))
+            skipped.append({"origin": s.origin, "reason": reason, "message": str(exc)})
+            log.warning("skipping %s: %s", s.origin or s.id, exc)
+            continue
+        if audio.size == 0:
+            skipped.append({"origin": s.origin, "reason": "empty_audio", "message": f"{s.audio}: no samples"})
+            continue
+        uid = orig = str(s.id)
+        if orig in seen:  # ids must be unique to pair base and tuned results
+            seen[orig] += 1
+            uid = f"{orig}#{seen[orig]}"
+        else:
+            seen[orig] = 1
+        items.append(EvalItem(uid, s.text, audio, dict(s.meta or {}), s.origin))
+    if skipped:
+        log.warning("%d item(s) skipped (listed in the report)", len(skipped))
+    if not items:
+        detail = "; ".join(f"{s['origin']}: {s['message']}" for s in skipped[:5])
+        raise DataError(
+            f"no usable utterances in {data if isinstance(data, str | Path) else 'the given samples'}"
+            + (f" ({detail})" if detail else "")
+        )
+    return items, skipped
+
+
+def _find_terms(data: Any, domain_terms: str | Path | None) -> list[str] | None:
+    if domain_terms is not None:
+        return load_terms(domain_terms)
+    if isinstance(data, str | Path) and Path(data).exists():
+        auto = (Path(data) if Path(data).is_dir() else Path(data).parent) / DOMAIN_TERMS_FILE
+        if auto.is_file():
+            log.info("using domain terms from %s", auto)
+            return load_terms(auto)
+    return None
+
+
+def score_texts(
+    model: str,
+    data_name: str,
+    items: Sequence[Any],
+    hyps: Sequence[str],
+    *,
+    normalizer: str = "whisper_en",
+    group_by: Sequence[str] | None = None,
+    terms: Sequence[str] | None = None,
+    skipped: list[dict[str, Any]] | None = None,
+    seconds: float = 0.0,
+    device: str = "cpu",
+    batch_size: int = 8,
+) -> EvalResult:
+    """Score hypotheses against items (anything with ``id``, ``text``, ``meta``, ``duration``, ``origin``)."""
+    if len(items) != len(hyps):
+        raise ValueError(f"{len(items)} items but {len(hyps)} hypotheses")
+    norm = resolve_normalizer(normalizer)
+    ortho = resolve_normalizer("none")
+    utts = [
+        UtteranceResult(
+            id=str(it.id),
+            ref=it.text,
+            hyp=h,
+            score=score_utterance(it.text, h, norm),
+            ortho=score_utterance(it.text, h, ortho).counts,
+            meta=dict(it.meta or {}),
+            duration=it.duration,
+            origin=getattr(it, "origin", ""),
+        )
+        for it, h in zip(items, hyps, strict=True)
+    ]
+    recall = domain_term_recall([it.text for it in items], list(hyps), terms, norm) if terms else None
+    return EvalResult(
+        model=model,
+        data=data_name,
+        normalizer=normalizer,
+        utterances=utts,
+        group_by=resolve_group_fields([u.meta for u in utts], group_by),
+        skipped=list(skipped or []),
+        seconds=seconds,
+        device=device,
+        batch_size=batch_size,
+        domain_terms=recall,
+    )
+
+
+def _run_model(
+    spec: str,
+    items: list[EvalItem],
+    bank: FeatureBank,
+    *,
+    data_name: str,
+    normalizer: str,
+    group_fields: list[str],
+    terms: list[str] | None,
+    skipped: list[dict[str, Any]],
+    batch_size: int,
+    device: str,
+    num_beams: int,
+    max_new_tokens: int | None = None,
+    language: str | None = None,
+) -> EvalResult:
+    dev = resolve_device(device)
+    model, processor = load_for_eval(spec, dev)
+    t0 = time.perf_counter()
+    hyps = transcribe_bank(
+        model,
+        processor,
+        bank,
+        batch_size=batch_size,
+        num_beams=num_beams,
+        max_new_tokens=max_new_tokens,
+        language=language if language is not None else ("en" if normalizer == "whisper_en" else None),
+        progress=f"transcribing ({Path(spec).name or spec})",
+    )
+    seconds = time.perf_counter() - t0
+    del model
+    result = score_texts(
+        spec,
+        data_name,
+        items,
+        hyps,
+        normalizer=normalizer,
+        group_by=group_fields,
+        terms=terms,
+        skipped=skipped,
+        seconds=seconds,
+        device=dev,
+        batch_size=batch_size,
+    )
+    log.info(
+        "%s: WER %.4f over %d utterances, transcribed in %.1f s",
+        spec,
+        result.wer,
+        len(result.utterances),
+        seconds,
+    )
+    return result
+
+
+def evaluate(
+    model_spec: str,
+    data: str | Path | Sequence[Any],
+    out_dir: str | Path,
+    *,
+    group_by: Sequence[str] | None = None,
+    batch_size: int = 8,
+    device: str = "auto",
+    normalizer: str = "whisper_en",
+    domain_terms: str | Path | None = None,
+    num_beams: int = 1,
+    max_new_tokens: int | None = None,
+    language: str | None = None,
+    limit: int | None = None,
+) -> EvalResult:
+    """Transcribe ``data`` with one model; write predictions.jsonl, metrics.json, report.md, wer_by_group.png."""
+    resolve_normalizer(normalizer)  # fail early on an unknown kind
+    items, skipped = load_eval_items(data, limit=limit)
+    fields = resolve_group_fields([it.meta for it in items], group_by)
+    result = _run_model(
+        model_spec,
+        items,
+        FeatureBank([it.audio for it in items]),
+        data_name=str(data) if isinstance(data, str | Path) else "<samples>",
+        normalizer=normalizer,
+        group_fields=fields,
+        terms=_find_terms(data, domain_terms),
+        skipped=skipped,
+        batch_size=batch_size,
+        device=device,
+        num_beams=num_beams,
+        max_new_tokens=max_new_tokens,
+        language=language,
+    )
+    write_evaluation(result, out_dir)
+    return result
+
+
+def compare(
+    base_spec: str,
+    tuned_spec: str,
+    data: str | Path | Sequence[Any],
+    out_dir: str | Path,
+    *,
+    domain_terms: str | Path | None = None,
+    train_log: str | Path | None = None,
+    group_by: Sequence[str] | None = None,
+    batch_size: int = 8,
+    device: str = "auto",
+    normalizer: str = "whisper_en",
+    num_beams: int = 1,
+    max_new_tokens: int | None = None,
+    language: str | None = None,
+    limit: int | None = None,
+    worst_n: int = 10,
+    print_line: bool = True,
+) -> ComparisonResult:
+    """Base vs tuned over the same audio; writes report.md, report.json, PNGs, base/ and tuned/.
+
+    Prints the seed's ``WER difference: -x.xxx %`` line (``print_line``). ``train_log``
+    defaults to the tuned spec when that is a run directory.
+    """
+    resolve_normalizer(normalizer)
+    items, skipped = load_eval_items(data, limit=limit)
+    fields = resolve_group_fields([it.meta for it in items], group_by)
+    terms = _find_terms(data, domain_terms)
+    bank = FeatureBank([it.audio for it in items])
+    common: dict[str, Any] = dict(
+        data_name=str(data) if isinstance(data, str | Path) else "<samples>",
+        normalizer=normalizer,
+        group_fields=fields,
+        terms=terms,
+        skipped=skipped,
+        batch_size=batch_size,
+        device=device,
+        num_beams=num_beams,
+        max_new_tokens=max_new_tokens,
+        language=language,
+    )
+    base = _run_model(base_spec, items, bank, **common)
+    tuned = _run_model(tuned_spec, items, bank, **common)
+    run_dir = str(train_log) if train_log is not None else _run_dir_of(tuned_spec)
+    cmp = write_comparison(
+        ComparisonResult(base=base, tuned=tuned, run_dir=run_dir), out_dir, worst_n=worst_n
+    )
+    if print_line:
+        print(cmp.wer_difference_line(), flush=True)
+    return cmp
+
+
+def write_evaluation(result: EvalResult, out_dir: str | Path) -> dict[str, Path]:
+    """predictions.jsonl, metrics.json, wer_by_group.png and report.md for one model."""
+    out = Path(out_dir)
+    files = result.write(out)
+    plot = plot_wer_by_group(result.groups(), out / "wer_by_group.png", overall={"wer": result.wer})
+    md = out / "report.md"
+    md.write_text(render_evaluation(result, {"WER by group": plot}, out) + "\n", encoding="utf-8")
+    files.update(wer_by_group=plot, report_md=md)
+    return files
+
+
+def write_comparison(cmp: ComparisonResult, out_dir: str | Path, *, worst_n: int = 10) -> ComparisonResult:
+    """report.md, report.json, wer_by_group.png, training_curves.png (with a run dir), base/, tuned/."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    base, tuned, run_dir = cmp.base, cmp.tuned, cmp.run_dir
+    cmp.out_dir = out
+    files: dict[str, Path] = {}
+    for name, res in (("base", base), ("tuned", tuned)):
+        for k, p in res.write(out / name).items():
+            files[f"{name}_{k}"] = p
+    gt = {
+        k: {v: {"base": g["base_wer"], "tuned": g["tuned_wer"]} for v, g in vals.items()}
+        for k, vals in cmp.group_table().items()
+    }
+    plots = {
+        "WER by group": plot_wer_by_group(
+            gt,
+            out / "wer_by_group.png",
+            overall={"base": base.wer, "tuned": tuned.wer},
+            series=("base", "tuned"),
+            labels=("base", "tuned"),
+        )
+    }
+    note = ""
+    if run_dir is not None:
+        curves = read_training_curves(run_dir)
+        curve_png = (
+            plot_training_curves(curves, out / "training_curves.png", base_wer=base.wer) if curves else None
+        )
+        if curve_png is not None:
+            plots["Training curves"] = curve_png
+            note = (
+                f"Training curves from `{run_dir}`; `eval_wer` is on the training run's validation split, "
+                "the dashed line is the base model on this test set."
+            )
+        else:
+            note = (
+                f"No training curves found under `{run_dir}` (no trainer_state.json or TensorBoard events)."
+            )
+    files.update({k.lower().replace(" ", "_"): v for k, v in plots.items()})
+    md, js = out / "report.md", out / "report.json"
+    files["report_md"], files["report_json"] = md, js
+    cmp.files = files
+    md.write_text(render_comparison(cmp, plots, out, note, worst_n) + "\n", encoding="utf-8")
+    js.write_text(
+        json.dumps(cmp.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+    )
+    return cmp
