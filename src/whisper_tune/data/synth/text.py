@@ -1,0 +1,464 @@
+"""Sentence generators: bank-customer requests for the 14 MINDS-14 intents, and everyday English.
+
+Why: the demo has no recordings, so the words must come from somewhere, and they must
+look like what a bank's call centre hears (the entities Whisper mishears: Zelle, APR,
+IBAN, HELOC, routing numbers, amounts) while staying varied enough that a fine-tuned
+model learns the words rather than memorising a handful of sentences. A general-English
+generator is mixed in so fine-tuning on banking speech does not wreck everyday speech.
+
+Transcript convention (each sentence has two forms; see also the datasheet):
+
+* ``text`` is the **written form Whisper emits**, the training label: sentence case with
+  punctuation; dollar amounts as ``$1,250`` / ``$45.99`` (no ``.00``); percentages as
+  ``19.99%``; dates as ``March 3rd``; years as ``2024``; account/card/routing digits as
+  digit strings (``4521``, ``021000021``); acronyms in capitals (``APR``, ``ACH``,
+  ``IBAN``, ``SWIFT``, ``HELOC``, ``CD``, ``ATM``, ``PIN``); brand names as the brands
+  write them (``Zelle``, ``PayPal``, ``Apple Pay``, ``Mastercard``, ``American Express``).
+  Small counts in running text stay words ("two cards"), as Whisper usually writes them.
+* ``spoken`` is **what the TTS engine reads**: the same sentence with every slot spelled
+  the way a person says it ("one thousand two hundred fifty dollars", "A P R",
+  "four five two one", "March third", "hee lock" for HELOC, "zell" for Zelle, which
+  espeak-ng otherwise reads as "zelly").
+
+Templates use ``[a|b|c]`` for paraphrase alternatives (an empty alternative is allowed)
+and ``{slot}`` for fillers; a fixed term such as ``{APR}`` has one written and one
+spoken form. Every filled slot is recorded, so tests can check the two forms agree.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from whisper_tune.data.synth import numbers as num
+from whisper_tune.data.synth.vocab import (
+    ABROAD_CITIES,
+    ACCOUNTS,
+    APP_ERRORS,
+    BANKING_TEMPLATES,
+    BILL_SPOKEN,
+    BILLS,
+    BUSINESSES,
+    CARD_KINDS,
+    CITIES,
+    CLOSERS,
+    COUNTRIES,
+    DEVICES,
+    GENERAL_FILLERS,
+    GENERAL_TEMPLATES,
+    MERCHANT_SPOKEN,
+    MERCHANTS,
+    NAMES,
+    NETWORKS,
+    OPENERS,
+    P2P,
+    PEOPLE,
+    PHRASE_TERMS,
+    STREETS,
+    TERMS,
+    WALLETS,
+    WEEKDAYS,
+)
+
+__all__ = [
+    "INTENTS",
+    "Slot",
+    "Utterance",
+    "generate_banking",
+    "generate_general",
+    "generate_sentences",
+    "TERMS",
+    "PHRASE_TERMS",
+    "domain_terms",
+    "template_keys",
+    "held_out_templates",
+]
+
+INTENTS: tuple[str, ...] = (
+    "abroad",
+    "address",
+    "app_error",
+    "atm_limit",
+    "balance",
+    "business_loan",
+    "card_issues",
+    "cash_deposit",
+    "direct_debit",
+    "freeze",
+    "high_value_payment",
+    "joint_account",
+    "latest_transactions",
+    "pay_bill",
+)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One filled slot: its name, the written and spoken forms, and whether it is a domain term."""
+
+    name: str
+    written: str
+    spoken: str
+    term: str = ""  # the domain term this slot contributes ("" = none), e.g. "Visa" for "Visa debit card"
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """A sentence in both forms with the slots that made it."""
+
+    text: str
+    spoken: str
+    domain: str  # "banking" | "general"
+    intent: str  # one of INTENTS, or "general"
+    topic: str  # intent for banking, topic for general
+    template: str  # "<intent>/<index>"
+    slots: tuple[Slot, ...] = field(default_factory=tuple)
+
+    @property
+    def terms(self) -> list[str]:
+        return [s.term for s in self.slots if s.term]
+
+
+Filler = Callable[[random.Random], Slot]
+
+
+def _pick(name: str, values: list[str], spoken: dict[str, str] | None = None) -> Filler:
+    def f(rng: random.Random) -> Slot:
+        w = rng.choice(values)
+        return Slot(name, w, (spoken or {}).get(w, w))
+
+    return f
+
+
+def _pick_pairs(name: str, pairs: list[tuple[str, str]]) -> Filler:
+    def f(rng: random.Random) -> Slot:
+        w, s = rng.choice(pairs)
+        return Slot(name, w, s, w)
+
+    return f
+
+
+def _amount(name: str, lo: int, hi: int, cents_share: float = 0.25, round_to: int = 5) -> Filler:
+    def f(rng: random.Random) -> Slot:
+        dollars = rng.randint(lo, hi)
+        if dollars >= 1000:
+            dollars = max(round_to, round(dollars / 50) * 50) if rng.random() < 0.7 else dollars
+        elif dollars >= 50 and rng.random() < 0.6:
+            dollars = max(round_to, round(dollars / round_to) * round_to)
+        cents = dollars * 100
+        if rng.random() < cents_share and dollars < 5000:
+            cents += rng.randint(1, 99)
+        w, s = num.amount_forms(cents)
+        return Slot(name, w, s)
+
+    return f
+
+
+def _digits(name: str, n: int) -> Filler:
+    def f(rng: random.Random) -> Slot:
+        d = "".join(str(rng.randint(0, 9)) for _ in range(n))
+        return Slot(name, d, num.digits_spoken(d))
+
+    return f
+
+
+def _date(rng: random.Random) -> Slot:
+    m = rng.choice(num.MONTHS)
+    d = rng.randint(1, 28)
+    return Slot("date", f"{m} {d}{num.ordinal_suffix(d)}", f"{m} {num.ordinal_words(d)}")
+
+
+def _day_of_month(rng: random.Random) -> Slot:
+    d = rng.randint(1, 28)
+    return Slot("dom", f"{d}{num.ordinal_suffix(d)}", num.ordinal_words(d))
+
+
+def _apr(rng: random.Random) -> Slot:
+    w, s = num.percent_forms(rng.choice([1299, 1499, 1799, 1999, 2199, 2499, 2699, 2999, 950, 699]))
+    return Slot("rate", w, s)
+
+
+def _rate(rng: random.Random) -> Slot:
+    w, s = num.percent_forms(
+        rng.choice([50, 125, 200, 250, 325, 375, 400, 450, 475, 500, 525, 650, 725, 850])
+    )
+    return Slot("rate", w, s)
+
+
+def _year(rng: random.Random) -> Slot:
+    w, s = num.year_forms(rng.randint(2019, 2027))
+    return Slot("year", w, s)
+
+
+def _routing(rng: random.Random) -> Slot:
+    d = rng.choice(["0", "1", "2", "3"]) + "".join(str(rng.randint(0, 9)) for _ in range(8))
+    return Slot("routing", d, num.digits_spoken(d))
+
+
+def _count(rng: random.Random) -> Slot:
+    n = rng.choice([2, 3, 4, 5, 6, 10])
+    w = num.number_to_words(n)
+    return Slot("count", w, w)
+
+
+def _street_address(rng: random.Random) -> Slot:
+    house = rng.randint(12, 4999)
+    street = rng.choice(STREETS)
+    hi, lo = divmod(house, 100)
+    if house < 1000 or hi % 10 == 0:
+        said = num.number_to_words(house)
+    else:  # house numbers are said in pairs: 1142 -> "eleven forty-two", 1105 -> "eleven oh five"
+        said = (
+            num.number_to_words(hi)
+            + " "
+            + (
+                num.number_to_words(lo)
+                if lo >= 10
+                else (f"oh {num.number_to_words(lo)}" if lo else "hundred")
+            )
+        )
+    return Slot("street", f"{house} {street}", f"{said} {street}")
+
+
+def _card(rng: random.Random) -> Slot:
+    net_w, net_s = rng.choice(NETWORKS)
+    kind = rng.choice(CARD_KINDS)
+    return Slot("card", f"{net_w} {kind}", f"{net_s} {kind}", net_w)
+
+
+FILLERS: dict[str, Filler] = {
+    "p2p": _pick_pairs("p2p", P2P),
+    "wallet": _pick_pairs("wallet", WALLETS),
+    "network": _pick_pairs("network", NETWORKS),
+    "card": _card,
+    "cardkind": _pick("cardkind", CARD_KINDS),
+    "merchant": _pick("merchant", MERCHANTS, MERCHANT_SPOKEN),
+    "city": _pick("city", CITIES),
+    "abroad_city": _pick("abroad_city", ABROAD_CITIES),
+    "country": _pick("country", COUNTRIES),
+    "person": _pick("person", PEOPLE),
+    "name": _pick("name", NAMES),
+    "bill": _pick("bill", BILLS, BILL_SPOKEN),
+    "account": _pick("account", ACCOUNTS),
+    "app_error": _pick("app_error", APP_ERRORS),
+    "device": _pick("device", DEVICES),
+    "business": _pick("business", BUSINESSES),
+    "weekday": _pick("weekday", WEEKDAYS),
+    "amount": _amount("amount", 5, 900),
+    "small_amount": _amount("small_amount", 3, 120, cents_share=0.6, round_to=1),
+    "big_amount": _amount("big_amount", 5000, 95000, cents_share=0.0),
+    "loan_amount": _amount("loan_amount", 10000, 250000, cents_share=0.0),
+    "limit": _amount("limit", 200, 3000, cents_share=0.0, round_to=100),
+    "last4": _digits("last4", 4),
+    "routing": _routing,
+    "date": _date,
+    "dom": _day_of_month,
+    "apr": _apr,
+    "rate": _rate,
+    "year": _year,
+    "count": _count,
+    "street": _street_address,
+    "zip": _digits("zip", 5),
+}
+
+
+def _gen_pick(name: str) -> Filler:
+    return _pick(name, GENERAL_FILLERS[name])
+
+
+def _temperature(rng: random.Random) -> Slot:
+    t = rng.randint(20, 98)
+    return Slot("temp", f"{t} degrees", f"{num.number_to_words(t)} degrees")
+
+
+def _clock(rng: random.Random) -> Slot:
+    h = rng.randint(1, 12)
+    return Slot("clock", f"{h} o'clock", f"{num.number_to_words(h)} o'clock")
+
+
+def _minutes(rng: random.Random) -> Slot:
+    m = rng.choice([10, 15, 20, 25, 30, 40, 45])
+    return Slot("minutes", f"{m} minutes", f"{num.number_to_words(m)} minutes")
+
+
+def _oven(rng: random.Random) -> Slot:
+    t = rng.choice([325, 350, 375, 400, 425])
+    return Slot("oven", f"{t} degrees", f"{num.number_to_words(t)} degrees")
+
+
+for _k in GENERAL_FILLERS:
+    FILLERS.setdefault(_k, _gen_pick(_k))
+FILLERS["temp"] = _temperature
+FILLERS["clock"] = _clock
+FILLERS["minutes"] = _minutes
+FILLERS["oven"] = _oven
+
+
+_ALT_RE = re.compile(r"\[([^\[\]]*)\]")
+_SLOT_RE = re.compile(r"\{(\w+)\}")
+_KEEP_CAPS = {"I", "I'd", "I'm", "I've", "I'll", "Face"}  # words that stay capitalised after an opener
+
+
+def _expand_alternatives(template: str, rng: random.Random) -> str:
+    return _ALT_RE.sub(lambda m: rng.choice(m.group(1).split("|")), template)
+
+
+def _fill(template: str, rng: random.Random) -> tuple[str, str, tuple[Slot, ...]]:
+    """Fill alternatives and slots; returns (written, spoken, slots)."""
+    body = _expand_alternatives(template, rng)
+    slots: list[Slot] = []
+    written_parts: list[str] = []
+    spoken_parts: list[str] = []
+    pos = 0
+    for m in _SLOT_RE.finditer(body):
+        name = m.group(1)
+        written_parts.append(body[pos : m.start()])
+        spoken_parts.append(body[pos : m.start()])
+        if name in TERMS:
+            w, s = TERMS[name]
+            slot = Slot(name, w, s, w)
+        elif name in FILLERS:
+            slot = FILLERS[name](rng)
+        else:  # a template typo must fail loudly in tests, not produce "{foo}" audio
+            raise KeyError(f"unknown slot {{{name}}} in template {template!r}")
+        slots.append(slot)
+        written_parts.append(slot.written)
+        spoken_parts.append(slot.spoken)
+        pos = m.end()
+    written_parts.append(body[pos:])
+    spoken_parts.append(body[pos:])
+    return "".join(written_parts), "".join(spoken_parts), tuple(slots)
+
+
+def _join_opener(opener: str, body: str, starts_with_slot: bool) -> str:
+    if not opener:
+        return body[:1].upper() + body[1:]
+    first = body.split(" ", 1)[0]
+    if not starts_with_slot and first not in _KEEP_CAPS and first[:1].isupper():
+        body = body[:1].lower() + body[1:]
+    return opener + body
+
+
+def _make(template: str, key: str, domain: str, topic: str, rng: random.Random, polite: bool) -> Utterance:
+    written, spoken, slots = _fill(template, rng)
+    starts_with_slot = template.startswith("{")
+    opener = rng.choice(OPENERS) if polite else ""
+    closer = rng.choice(CLOSERS) if polite else ""
+    written = _join_opener(opener, written, starts_with_slot) + closer
+    spoken = _join_opener(opener, spoken, starts_with_slot) + closer
+    intent = topic if domain == "banking" else "general"
+    return Utterance(written, spoken, domain, intent, topic, key, slots)
+
+
+def generate_banking(
+    rng: random.Random, intent: str | None = None, allowed: list[int] | None = None
+) -> Utterance:
+    """One banking utterance (uniform over intents unless ``intent`` is given; over ``allowed`` templates)."""
+    intent = intent or rng.choice(INTENTS)
+    if intent not in BANKING_TEMPLATES:
+        raise ValueError(f"unknown intent {intent!r}; known: {', '.join(INTENTS)}")
+    templates = BANKING_TEMPLATES[intent]
+    i = rng.choice(allowed) if allowed else rng.randrange(len(templates))
+    return _make(templates[i], f"{intent}/{i}", "banking", intent, rng, polite=True)
+
+
+def generate_general(
+    rng: random.Random, topic: str | None = None, allowed: list[int] | None = None
+) -> Utterance:
+    """One everyday-English utterance (weather, travel, food, work, family, leisure, errands)."""
+    topic = topic or rng.choice(sorted(GENERAL_TEMPLATES))
+    templates = GENERAL_TEMPLATES[topic]
+    i = rng.choice(allowed) if allowed else rng.randrange(len(templates))
+    return _make(templates[i], f"general/{topic}/{i}", "general", topic, rng, polite=False)
+
+
+def template_keys() -> dict[str, list[str]]:
+    """Template ids per intent/topic: ``"balance/3"``, ``"general/food/1"``."""
+    keys = {k: [f"{k}/{i}" for i in range(len(v))] for k, v in BANKING_TEMPLATES.items()}
+    keys.update({k: [f"general/{k}/{i}" for i in range(len(v))] for k, v in GENERAL_TEMPLATES.items()})
+    return keys
+
+
+def held_out_templates(fraction: float, seed: int) -> set[str]:
+    """``fraction`` of each intent's/topic's templates (at least one), reserved for evaluation."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"template hold-out fraction must be in (0, 1), got {fraction}")
+    rng = random.Random(f"holdout:{seed}")
+    held: set[str] = set()
+    for _k, keys in sorted(template_keys().items()):
+        held.update(rng.sample(keys, max(1, round(len(keys) * fraction))))
+    return held
+
+
+def generate_sentences(
+    n: int,
+    seed: int,
+    general_share: float = 0.25,
+    *,
+    template_filter: Callable[[str], bool] | None = None,
+    seen: set[str] | None = None,
+    salt: str = "",
+) -> list[Utterance]:
+    """``n`` distinct utterances (by written text), deterministic for ``seed``.
+
+    Banking intents are drawn round-robin in a shuffled order so every intent gets
+    ``n_banking / 14`` sentences (+-1); general topics likewise. ``template_filter``
+    keeps only templates whose id (see :func:`template_keys`) it accepts; ``seen``
+    (shared between calls) keeps sentences distinct across calls.
+    """
+    if n < 0:
+        raise ValueError("n must be >= 0")
+    if not 0.0 <= general_share <= 1.0:
+        raise ValueError(f"general_share must be in [0, 1], got {general_share}")
+    rng = random.Random(f"text:{seed}{salt}")
+    n_general = round(n * general_share)
+    n_banking = n - n_general
+    out: list[Utterance] = []
+    seen = set() if seen is None else seen
+    keys = template_keys()
+
+    def allowed(key: str) -> list[int] | None:
+        if template_filter is None:
+            return None
+        ok = [i for i, k in enumerate(keys[key]) if template_filter(k)]
+        if not ok:
+            raise ValueError(f"no template of {key!r} passes the template filter")
+        return ok
+
+    def draw(
+        count: int, names: list[str], gen: Callable[[random.Random, str, list[int] | None], Utterance]
+    ) -> None:
+        order = names[:]
+        rng.shuffle(order)
+        for k in range(count):
+            key = order[k % len(order)]
+            ok = allowed(key)
+            for _attempt in range(200):
+                u = gen(rng, key, ok)
+                if u.text not in seen:
+                    seen.add(u.text)
+                    out.append(u)
+                    break
+            else:
+                raise ValueError(
+                    f"could not generate {count} distinct sentences for {key!r}; ask for fewer clips"
+                )
+
+    draw(n_banking, list(INTENTS), generate_banking)
+    draw(n_general, sorted(GENERAL_TEMPLATES), generate_general)
+    rng.shuffle(out)
+    return out
+
+
+def domain_terms(utterances: list[Utterance]) -> list[str]:
+    """Sorted banking terms the corpus actually contains (slot terms + phrase terms found)."""
+    found: set[str] = set()
+    for u in utterances:
+        if u.domain != "banking":
+            continue
+        found.update(u.terms)
+        low = u.text.lower()
+        found.update(p for p in PHRASE_TERMS if p.lower() in low)
+    return sorted(found, key=str.lower)
