@@ -1,0 +1,134 @@
+"""``whisper-tune train | runs | best``: the training area's subcommands.
+
+Why: thin argparse wrappers over :func:`launch`, :func:`whisper_tune.runs.list_runs`
+and :func:`whisper_tune.runs.export_best`, so everything the CLI does is also one
+function call away for the demo, notebooks and tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from whisper_tune.train.config import load_job_config
+    from whisper_tune.train.launch import launch
+
+    overrides = list(args.overrides) + list(getattr(args, "extra", []) or [])
+    if args.new_run:
+        overrides.append("run.new_run=true")
+    if args.name:
+        overrides.append(f"run.name={args.name}")
+    cfg = load_job_config(args.config, overrides)
+    default_name = Path(args.config).stem if args.config else "run"
+    try:
+        outcome = launch(cfg, use_ray=not args.no_ray, default_name=default_name)
+    except Exception as exc:
+        # Ray's TrainingFailedError (a worker died more than run.max_failures times): one clear line,
+        # non-zero exit; the run dir keeps its checkpoints, so the same command resumes it.
+        if type(exc).__name__ not in ("TrainingFailedError", "WorkerGroupError", "ControllerError"):
+            raise
+        cause = str(exc).strip().splitlines()
+        print(
+            f"error: training failed (run.max_failures={cfg.run.max_failures}): {type(exc).__name__}: "
+            f"{cause[0] if cause else ''} -- run the same command again to resume from the last checkpoint",
+            file=sys.stderr,
+        )
+        return 1
+    wer = outcome.best_eval_wer
+    print(f"run:              {outcome.run_dir}{' (resumed)' if outcome.resumed else ''}")
+    print(f"steps:            {outcome.global_step}")
+    print(f"best checkpoint:  {outcome.best_checkpoint}")
+    print(f"best eval WER:    {'n/a' if wer is None else f'{wer:.4f}'}")
+    if outcome.best_dir is not None:
+        print(f"best model:       {outcome.best_dir}")
+    print(f"wall time:        {outcome.wall_s:.1f} s")
+    return 0
+
+
+def _fmt_row(cols: list[str], widths: list[int]) -> str:
+    return "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from whisper_tune.runs import list_runs
+
+    runs = list_runs(args.storage)
+    if args.json:
+        rows: list[dict[str, Any]] = [
+            {
+                "name": r.name,
+                "status": r.status,
+                "best_eval_wer": r.best_eval_wer,
+                "steps": r.steps,
+                "checkpoints": r.checkpoints,
+                "path": str(r.path),
+            }
+            for r in runs
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not runs:
+        print(f"no runs under {args.storage}")
+        return 0
+    table = [["NAME", "STATUS", "BEST EVAL WER", "STEPS", "WHERE"]]
+    for r in runs:
+        wer = "-" if r.best_eval_wer is None else f"{r.best_eval_wer:.4f}"
+        table.append([r.name, r.status, wer, str(r.steps), str(r.path)])
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print(_fmt_row(row, widths))
+    return 0
+
+
+def _cmd_best(args: argparse.Namespace) -> int:
+    from whisper_tune.runs import export_best, resolve_run_dir
+
+    run_dir = resolve_run_dir(args.run, args.storage)
+    best = export_best(run_dir, checkpoint=args.checkpoint, ct2=args.ct2, quantization=args.quantization)
+    metrics = json.loads((best / "metrics.json").read_text())
+    print(f"best checkpoint:  {metrics.get('source_checkpoint')}")
+    print(f"eval WER:         {metrics.get('eval_wer')}")
+    print(f"model:            {best}")
+    if args.ct2:
+        print(f"ctranslate2:      {best / 'ct2'}")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``train``, ``runs`` and ``best`` to the ``whisper-tune`` parser."""
+    p = subparsers.add_parser(
+        "train",
+        help="fine-tune Whisper with Ray Train (+ DeepSpeed) from a YAML config",
+        description="Fine-tune Whisper. Overrides are dotted keys: train.learning_rate=1e-5 scaling.num_workers=2. "
+        "An existing run name resumes that run.",
+    )
+    p.add_argument("--config", "-c", help="YAML job config (see configs/)")
+    p.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. train.max_steps=100"
+    )
+    p.add_argument("--no-ray", action="store_true", help="run the train function in this process (debugging)")
+    p.add_argument("--new-run", action="store_true", help="if the run name exists, start a suffixed new run")
+    p.add_argument("--name", help="run name (same as run.name=...)")
+    p.set_defaults(func=_cmd_train, accepts_extra=True)
+
+    p = subparsers.add_parser("runs", help="list training runs (name, status, best eval WER, steps, where)")
+    p.add_argument("--storage", default="runs", help="storage directory (default: runs)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_runs)
+
+    p = subparsers.add_parser(
+        "best", help="export a run's best checkpoint to RUN/best (HF dir, optional CTranslate2)"
+    )
+    p.add_argument("run", help="run directory, or run name under --storage")
+    p.add_argument("--storage", default="runs", help="storage directory for run names (default: runs)")
+    p.add_argument("--checkpoint", help="export this checkpoint dir instead of the best one")
+    p.add_argument("--ct2", action="store_true", help="also write RUN/best/ct2 (CTranslate2)")
+    p.add_argument("--quantization", help="CTranslate2 quantization, e.g. int8, float16")
+    p.set_defaults(func=_cmd_best)
