@@ -1,0 +1,130 @@
+"""``whisper-tune serve``: run the transcription service on this machine or a Ray cluster.
+
+Why the host rule: the endpoint runs models on uploaded audio, so it binds 127.0.0.1
+unless told otherwise, and binding any other address without an API key is refused
+(the key is read from an environment variable, never from the command line, so it does
+not show up in ``ps`` or shell history).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import signal
+import threading
+from typing import Any
+
+from whisper_tune.errors import UserError
+
+__all__ = ["register", "run_serve", "check_bind", "is_loopback"]
+
+log = logging.getLogger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, api_key_env: str | None) -> str | None:
+    """The API key to require, or None; raises UserError for an unsafe combination."""
+    key: str | None = None
+    if api_key_env:
+        key = os.environ.get(api_key_env, "").strip()
+        if not key:
+            raise UserError(f"--api-key-env {api_key_env}: that environment variable is unset or empty")
+    if not is_loopback(host) and not key:
+        raise UserError(
+            f"refusing to listen on {host} without an API key: set one in an environment variable and pass "
+            "--api-key-env VAR (clients then send 'Authorization: Bearer <key>'), or keep --host 127.0.0.1"
+        )
+    return key
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="serve a model over an OpenAI-compatible HTTP API with Ray Serve (+ a web page at /)",
+        description="Serve a Whisper model: POST /v1/audio/transcriptions, GET /v1/models, GET /healthz, GET /.",
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        help="bundled name (tiny.en, base, small), HF dir, run dir (uses best/) or CTranslate2 dir",
+    )
+    p.add_argument(
+        "--backend", choices=("hf", "ct2"), default="hf", help="Transformers (hf) or CTranslate2 (ct2)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (non-loopback needs --api-key-env)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--replicas", type=int, default=1, help="model replicas (one GPU each when GPUs exist)")
+    p.add_argument(
+        "--api-key-env", default=None, metavar="VAR", help="environment variable holding the API key"
+    )
+    p.add_argument(
+        "--max-body-mb", type=float, default=25.0, help="largest accepted request body (413 above)"
+    )
+    p.add_argument("--max-batch-size", type=int, default=8)
+    p.add_argument("--max-queued", type=int, default=32, help="queued requests before 503 + Retry-After")
+    p.add_argument("--timeout-s", type=float, default=300.0, help="per-request deadline (408 after it)")
+    p.add_argument(
+        "--compute-type", default="auto", help="CT2: auto (int8 CPU / float16 GPU), int8, float16, ..."
+    )
+    p.add_argument(
+        "--dtype", default="auto", help="HF: auto (bf16/fp16 GPU, fp32 CPU), float32, float16, bfloat16"
+    )
+    p.add_argument("--name", default=None, help="model name reported to clients (default: from --model)")
+    p.set_defaults(func=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from whisper_tune.serve.app import ServeOptions, build_app, hash_api_key
+    from whisper_tune.serve.backends import BackendOptions
+
+    if args.replicas < 1:
+        raise UserError(f"--replicas must be >= 1, got {args.replicas}")
+    if args.max_body_mb <= 0:
+        raise UserError(f"--max-body-mb must be > 0, got {args.max_body_mb}")
+    key = check_bind(args.host, args.api_key_env)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    opts = ServeOptions(
+        model=args.model,
+        backend=args.backend,
+        model_name=args.name,
+        api_key_sha256=hash_api_key(key) if key else None,
+        max_body_mb=args.max_body_mb,
+        max_batch_size=args.max_batch_size,
+        max_ongoing_requests=max(16, 2 * args.max_batch_size),
+        max_queued_requests=args.max_queued,
+        request_timeout_s=args.timeout_s,
+        replicas=args.replicas,
+        backend_options=BackendOptions(
+            dtype=args.dtype, compute_type=args.compute_type, batch_size=args.max_batch_size
+        ),
+    )
+    import ray
+    from ray import serve
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=True)
+    serve.start(http_options={"host": args.host, "port": args.port})
+    serve.run(build_app(opts), name="whisper-tune", route_prefix="/")
+    shown = "localhost" if args.host in ("127.0.0.1", "::1") else args.host
+    print(
+        f"serving {args.model} ({args.backend}) at http://{shown}:{args.port}/  (Ctrl-C to stop)", flush=True
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        serve.shutdown()
+    return 0

@@ -1,0 +1,113 @@
+"""The OpenAI client against our endpoint, both backends, long audio, and the listing routes."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import numpy as np
+import pytest
+from serve_testlib import SR, ServeEnv, speech, wav_bytes
+
+pytestmark = pytest.mark.integration
+
+
+def norm(text: str) -> str:
+    try:
+        from whisper_tune.evaluate.normalizers import get_normalizer
+
+        return get_normalizer("whisper_en")(text)
+    except ImportError:  # evaluate area absent: a plain normaliser is enough here
+        return " ".join(re.sub(r"[^a-z0-9' ]", " ", text.lower()).split())
+
+
+def test_openai_client_transcribes(serve_env: ServeEnv, speech_clip: bytes) -> None:
+    from openai import OpenAI
+
+    client = OpenAI(base_url=serve_env.url("hf", "/v1"), api_key="unused-on-loopback", max_retries=0)
+    out = client.audio.transcriptions.create(model="whisper-1", file=("clip.wav", speech_clip, "audio/wav"))
+    text = norm(out.text)
+    assert "check my account" in text and "debit card" in text
+
+    verbose = client.audio.transcriptions.create(
+        model="whisper-1",
+        file=("clip.wav", speech_clip, "audio/wav"),
+        response_format="verbose_json",
+        timestamp_granularities=["segment"],
+    )
+    assert verbose.duration == pytest.approx(len(speech("x")) / SR, abs=10)  # a float, seconds
+    assert verbose.segments and verbose.segments[0].start == 0.0
+    assert 2.0 < verbose.segments[-1].end <= verbose.duration + 0.01
+    assert norm(verbose.text) == text
+
+    srt = client.audio.transcriptions.create(
+        model="whisper-1", file=("clip.wav", speech_clip, "audio/wav"), response_format="srt"
+    )
+    assert re.match(r"1\n00:00:00,000 --> 00:00:0\d,\d{3}\n\S", str(srt))
+    plain = client.audio.transcriptions.create(
+        model="whisper-1", file=("clip.wav", speech_clip, "audio/wav"), response_format="text"
+    )
+    assert norm(str(plain)) == text
+
+
+def test_models_health_page(serve_env: ServeEnv) -> None:
+    from openai import OpenAI
+
+    client = OpenAI(base_url=serve_env.url("ct2", "/v1"), api_key="x", max_retries=0)
+    assert [m.id for m in client.models.list()] == ["tiny.en"]
+    h = httpx.get(serve_env.url("ct2", "/healthz"), timeout=30).json()
+    assert h == {"status": "ok", "model": "tiny.en", "backend": "ct2", "device": "cpu"}
+    page = httpx.get(serve_env.url("hf", "/"), timeout=30)
+    assert page.status_code == 200 and "MediaRecorder" in page.text and 'id="transcript"' in page.text
+
+
+def test_backends_agree_through_the_endpoint(serve_env: ServeEnv) -> None:
+    clips = [
+        speech("Please send two hundred dollars to my savings account."),
+        speech("What is the interest rate on my credit card?", voice="en-gb"),
+    ]
+    for clip in clips:
+        texts = {}
+        for app in ("hf", "ct2"):
+            r = httpx.post(
+                serve_env.url(app, "/v1/audio/transcriptions"),
+                files={"file": ("c.wav", wav_bytes(clip), "audio/wav")},
+                data={"response_format": "verbose_json"},
+                timeout=120,
+            )
+            assert r.status_code == 200, r.text
+            texts[app] = norm(r.json()["text"])
+            assert r.json()["model"] == "tiny.en"
+        assert texts["hf"] == texts["ct2"] and texts["hf"]
+
+
+def test_long_audio_segments(serve_env: ServeEnv) -> None:
+    sentences = [
+        "Hello, thank you for calling the bank.",
+        "I lost my debit card yesterday.",
+        "Can you freeze it and send me a new one?",
+        "Sure, I can help with that.",
+    ]
+    pause = np.zeros(int(1.5 * SR), dtype=np.float32)
+    parts: list[np.ndarray] = []
+    while sum(len(p) for p in parts) < 75 * SR:
+        for s in sentences:
+            parts += [speech(s), pause]
+    audio = np.concatenate(parts)
+    dur = len(audio) / SR
+    r = httpx.post(
+        serve_env.url("ct2", "/v1/audio/transcriptions"),
+        files={"file": ("long.wav", wav_bytes(audio), "audio/wav")},
+        data={"response_format": "verbose_json", "timestamp_granularities[]": "segment"},
+        timeout=300,
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    segs = body["segments"]
+    assert body["duration"] == pytest.approx(dur, abs=0.01)
+    assert len(segs) >= 6
+    starts = [s["start"] for s in segs]
+    assert all(b > a for a, b in zip(starts, starts[1:], strict=False)), starts
+    assert all(s["end"] >= s["start"] for s in segs)
+    assert segs[-1]["end"] <= dur + 0.01 and segs[-1]["start"] > 60.0  # the end of the call is transcribed
+    assert norm(body["text"]).count("debit card") >= 3
