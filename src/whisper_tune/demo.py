@@ -1,0 +1,255 @@
+"""``whisper-tune demo``: the whole product in one offline command.
+
+Why: a user should see the gain before wiring anything up. The demo synthesizes a banking
+corpus (held-out sentences *and* voices), fine-tunes the real ``tiny.en`` with Ray Train on
+local workers, exports the best checkpoint (HF + CTranslate2), and writes the base-vs-tuned
+report on the held-out test split. Its defaults were chosen by measurement on a 2-core CPU
+(see docs/performance.md): the encoder is frozen and its outputs computed once
+(``train.strategy: decoder`` + ``train.cache_encoder_outputs``), which cuts the per-sample
+cost ~4x against a full fine-tune at 30 s padding, and keeps the base model's acoustics
+(general speech does not regress).
+
+``--size full`` does a bigger run (more clips, more epochs) for a GPU or a patient CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from whisper_tune.config import dump_yaml
+
+__all__ = ["DemoConfig", "DemoResult", "SIZES", "run_demo", "register"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DemoConfig:
+    """Embedded defaults of the demo (``small`` fits ~10 min on 2 CPU cores)."""
+
+    size: Literal["small", "full"] = "small"
+    out: str = "demo_out"
+    model: str = "tiny.en"
+    clips: int = 1000
+    seed: int = 0
+    workers: int = 2  # Ray Train workers
+    epochs: float = 4.0
+    learning_rate: float = 1e-4
+    batch_size: int = 16
+    eval_clips: int = 48  # validation clips scored with generation during training
+    eval_every_epochs: float = 1.0
+    holdout_templates: float = 0.2  # share of sentence templates kept out of train (phrasing held out too)
+    strategy: Literal["full", "decoder", "lora"] = "decoder"
+    cache_encoder_outputs: bool = True
+    ct2_export: bool = True
+    extra_overrides: list[str] = field(default_factory=list)
+
+
+SIZES: dict[str, dict[str, Any]] = {
+    "small": {},
+    "full": {"clips": 4000, "epochs": 6.0, "eval_clips": 200},
+}
+
+
+@dataclass
+class DemoResult:
+    out_dir: Path
+    corpus_dir: Path
+    run_dir: Path
+    best_dir: Path | None
+    report_dir: Path
+    base_wer: float | None
+    tuned_wer: float | None
+    timings_s: dict[str, float]
+
+
+def _steps_per_epoch(train_clips: int, workers: int, batch: int) -> int:
+    return max(1, -(-train_clips // (workers * batch)))
+
+
+def job_config_dict(cfg: DemoConfig, corpus: Path, train_clips: int, use_gpu: bool) -> dict[str, Any]:
+    """The training job the demo runs (written to the run dir as config.yaml)."""
+    steps_per_epoch = _steps_per_epoch(train_clips, cfg.workers, cfg.batch_size)
+    eval_steps = max(1, int(round(steps_per_epoch * cfg.eval_every_epochs)))
+    return {
+        "model": {"name": cfg.model},
+        "data": {
+            "train": str(corpus / "train.jsonl"),
+            "eval": str(corpus / "validation.jsonl"),
+            "max_eval_samples": cfg.eval_clips,
+        },
+        "train": {
+            "strategy": cfg.strategy,
+            "cache_encoder_outputs": cfg.cache_encoder_outputs,
+            "learning_rate": cfg.learning_rate,
+            "warmup_steps": max(1, steps_per_epoch // 2),
+            "lr_scheduler": "linear",
+            "num_epochs": cfg.epochs,
+            "per_device_batch_size": cfg.batch_size,
+            "eval_batch_size": 16,
+            "eval_steps": eval_steps,
+            "save_steps": eval_steps,
+            "logging_steps": max(1, min(10, steps_per_epoch // 2)),
+            "precision": "auto",
+            "generation_max_length": 128,
+            "weight_decay": 0.01,
+        },
+        "scaling": {"num_workers": cfg.workers, "use_gpu": use_gpu},
+        "run": {
+            "name": "demo",
+            "storage_path": str(Path(cfg.out) / "runs"),
+            "num_to_keep": 2,
+            "ct2": cfg.ct2_export,
+            "ct2_quantization": "int8",
+        },
+    }
+
+
+def _corpus_ready(corpus: Path, cfg: DemoConfig) -> bool:
+    sheet = corpus / "datasheet.json"
+    if not sheet.is_file():
+        return False
+    try:
+        data = json.loads(sheet.read_text(encoding="utf-8"))
+    except ValueError:
+        return False
+    conf = data.get("config", {})
+    return (
+        conf.get("n") == cfg.clips
+        and conf.get("seed") == cfg.seed
+        and conf.get("holdout_templates", 0.0) == cfg.holdout_templates
+    )
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # pragma: no cover
+        return False
+
+
+def run_demo(cfg: DemoConfig) -> DemoResult:
+    """Synthesize -> tune with Ray Train -> export best -> compare base vs tuned."""
+    from whisper_tune.data.synth import SynthConfig, synthesize_corpus
+    from whisper_tune.evaluate import compare
+    from whisper_tune.models import ensure_hf_dir
+    from whisper_tune.train.config import JobConfig
+    from whisper_tune.train.launch import launch
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    out = Path(cfg.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    dump_yaml(cfg, out / "demo_config.yaml", header="whisper-tune demo settings (embedded defaults)")
+    timings: dict[str, float] = {}
+    t_all = time.perf_counter()
+
+    corpus = out / "data"
+    t0 = time.perf_counter()
+    if _corpus_ready(corpus, cfg):
+        print(f"[1/4] corpus: reusing {corpus}")
+    else:
+        print(f"[1/4] synthesizing {cfg.clips} banking + everyday clips into {corpus} ...", flush=True)
+        info = synthesize_corpus(
+            SynthConfig(
+                out=str(corpus),
+                n=cfg.clips,
+                seed=cfg.seed,
+                holdout_templates=cfg.holdout_templates,
+                overwrite=True,
+            )
+        )
+        print(f"      {info.clips} clips, {sum(info.hours.values()):.2f} h, {info.wall_s:.0f} s")
+    timings["synthesis"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    base_dir = ensure_hf_dir(cfg.model)
+    timings["model_pull"] = time.perf_counter() - t0
+    print(f"[2/4] base model {cfg.model}: {base_dir}", flush=True)
+
+    train_clips = sum(
+        1 for line in (corpus / "train.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()
+    )
+    use_gpu = _cuda()
+    job = job_config_dict(cfg, corpus, train_clips, use_gpu)
+    from whisper_tune.config import apply_overrides, from_dict
+
+    job = apply_overrides(job, cfg.extra_overrides)
+    job_cfg = from_dict(JobConfig, job)
+    print(
+        f"[3/4] fine-tuning ({cfg.strategy}, {cfg.epochs:g} epochs, {cfg.workers} Ray workers, "
+        f"{'GPU' if use_gpu else 'CPU'}) ...",
+        flush=True,
+    )
+    t0 = time.perf_counter()
+    outcome = launch(job_cfg, default_name="demo")
+    timings["training"] = time.perf_counter() - t0
+    best = outcome.best_dir
+    print(f"      run {outcome.run_dir}, best eval WER {outcome.best_eval_wer}, best/ {best}")
+
+    print("[4/4] base vs tuned on the held-out test split (unseen sentences and voices) ...", flush=True)
+    t0 = time.perf_counter()
+    report_dir = out / "report"
+    result = compare(
+        cfg.model,
+        str(best or outcome.run_dir),
+        str(corpus / "test.jsonl"),
+        report_dir,
+        domain_terms=corpus / "domain_terms.txt",
+        train_log=outcome.run_dir,
+    )
+    timings["evaluation"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_all
+    base_wer = getattr(getattr(result, "base", None), "wer", None)
+    tuned_wer = getattr(getattr(result, "tuned", None), "wer", None)
+    res = DemoResult(out, corpus, outcome.run_dir, best, report_dir, base_wer, tuned_wer, timings)
+    (out / "demo_result.json").write_text(
+        json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in asdict(res).items()}, indent=2),
+        encoding="utf-8",
+    )
+    return res
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    cfg = DemoConfig(size=args.size, out=args.out, seed=args.seed, workers=args.workers)
+    for k, v in SIZES[args.size].items():
+        setattr(cfg, k, v)
+    if args.clips:
+        cfg.clips = args.clips
+    if args.epochs:
+        cfg.epochs = args.epochs
+    cfg.extra_overrides = list(args.set or [])
+    res = run_demo(cfg)
+    print()
+    print("whisper-tune demo finished")
+    if res.base_wer is not None and res.tuned_wer is not None:
+        print(f"  test WER  base {res.base_wer:.2%}  ->  tuned {res.tuned_wer:.2%}")
+    print(f"  corpus    {res.corpus_dir}  (datasheet.md)")
+    print(f"  run       {res.run_dir}  (tensorboard --logdir {res.run_dir})")
+    print(f"  best      {res.best_dir}")
+    print(f"  report    {res.report_dir / 'report.md'}")
+    print("  timings   " + ", ".join(f"{k} {v:.0f}s" for k, v in res.timings_s.items()))
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("demo", help="synthesize banking speech, tune tiny.en with Ray, report base vs tuned")
+    p.add_argument(
+        "--size", choices=sorted(SIZES), default="small", help="small (~10 min on 2 CPU cores) or full"
+    )
+    p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="Ray Train workers")
+    p.add_argument("--clips", type=int, default=0, help="override the corpus size")
+    p.add_argument("--epochs", type=float, default=0.0, help="override the number of epochs")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a training config key")
+    p.set_defaults(func=_cmd)
