@@ -25,13 +25,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 # Debian packages: espeak-ng (speech synthesis), chromium + driver (browser test),
 # ffmpeg-free decoding comes from soundfile. Degrades with a clear message without apt/root.
 $(SYSSTAMP): | $(BIN)/python
-	@bash scripts/system-deps.sh
+	@PYTHON=$(PY) bash scripts/system-deps.sh
 	@touch $(SYSSTAMP)
 
 install: $(STAMP) $(SYSSTAMP)
 
 system-deps:
-	@bash scripts/system-deps.sh
+	@PYTHON=$(PY) bash scripts/system-deps.sh
 
 demo: install
 	$(BIN)/whisper-tune demo $(DEMO_ARGS)

@@ -20,7 +20,9 @@ Remote model directories are *materialized*: copied once into a local cache, bec
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -56,12 +58,19 @@ __all__ = [
     "pull_run",
     "push_run",
     "fetch_fs_dir",
+    "localize",
+    "read_json",
+    "RemoteCheckpoint",
+    "remote_checkpoints",
+    "RemoteBest",
+    "export_best_remote",
 ]
 
 log = logging.getLogger(__name__)
 
 _PYARROW_NATIVE = {"s3", "gs", "gcs", "hdfs", "viewfs", "file", "mock"}
 _COMPLETE_MARKER = ".whisper_tune_complete"
+_CHUNK = 8 * 1024 * 1024
 
 
 def is_uri(path: str | os.PathLike[str]) -> bool:
@@ -192,7 +201,7 @@ def is_dir(path: str | os.PathLike[str]) -> bool:
     return bool(loc.filesystem.get_file_info(loc.path).type == pafs.FileType.Directory)
 
 
-def listdir(path: str | os.PathLike[str]) -> list[str]:
+def listdir(path: str | os.PathLike[str] | StorageLocation) -> list[str]:
     """Names (not paths) directly under ``path``, sorted; [] if it does not exist."""
     loc = _loc(path)
     infos = loc.filesystem.get_file_info(pafs.FileSelector(loc.path, allow_not_found=True, recursive=False))
@@ -261,13 +270,37 @@ def _cache_root() -> Path:
     return Path(os.environ.get("WHISPER_TUNE_CACHE", Path.home() / ".cache" / "whisper-tune")) / "remote"
 
 
+def _files_under(loc: StorageLocation, exclude_top: tuple[str, ...] = ()) -> list[tuple[str, int, int]]:
+    """(relative path, size, mtime ns) of every file under ``loc``, minus top-level names starting
+    with one of ``exclude_top``; sorted. This listing is also the cache key's freshness stamp."""
+    infos = loc.filesystem.get_file_info(pafs.FileSelector(loc.path, allow_not_found=True, recursive=True))
+    base = PurePosixPath(loc.path)
+    out = []
+    for info in infos:
+        if info.type != pafs.FileType.File:
+            continue
+        rel = PurePosixPath(info.path).relative_to(base)
+        if exclude_top and rel.parts[0].startswith(exclude_top):
+            continue
+        mtime = int(info.mtime_ns) if info.mtime_ns is not None else 0
+        out.append((rel.as_posix(), int(info.size or 0), mtime))
+    return sorted(out)
+
+
 def materialize(
-    path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None, *, refresh: bool = False
+    path: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    refresh: bool = False,
+    exclude_top: tuple[str, ...] = (),
 ) -> Path:
     """A local directory with the contents of ``path``: the path itself if local, else a cached copy.
 
-    The copy goes to a temp dir and is renamed into place with a completion marker, so an
-    interrupted download is never mistaken for a model.
+    The copy goes to a temp dir and is renamed into place with a completion marker holding the
+    remote listing (names, sizes, mtimes), so an interrupted download is never mistaken for a
+    model, and a remote directory that changed since (e.g. ``best/`` exported again) is fetched
+    again while an unchanged one costs one listing call. ``exclude_top``: top-level name
+    prefixes not copied (``("checkpoint_",)`` mirrors a run without its checkpoints).
     """
     s = str(path)
     if not is_uri(s):
@@ -275,17 +308,28 @@ def materialize(
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such file or directory")
         return p
+    loc = resolve(s)
+    if loc.filesystem.get_file_info(loc.path).type != pafs.FileType.Directory:
+        raise FileNotFoundError(f"{s}: no such directory")
+    files = _files_under(loc, exclude_top)
+    stamp = json.dumps({"uri": loc.uri, "files": files})
     root = Path(cache_dir) if cache_dir is not None else _cache_root()
-    key = hashlib.sha256(s.rstrip("/").encode()).hexdigest()[:16]
+    key = hashlib.sha256((s.rstrip("/") + "|" + ",".join(exclude_top)).encode()).hexdigest()[:16]
     name = PurePosixPath(urlparse(s).path).name or "root"
     target = root / f"{name}-{key}"
-    if target.is_dir() and (target / _COMPLETE_MARKER).exists() and not refresh:
+    marker = target / _COMPLETE_MARKER
+    if not refresh and marker.is_file() and marker.read_text(encoding="utf-8") == stamp:
         return target
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
     try:
-        download_dir(s, tmp)
-        (tmp / _COMPLETE_MARKER).write_text(s + "\n", encoding="utf-8")
+        for rel, _, _ in files:
+            dest = tmp / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with loc.filesystem.open_input_stream(f"{loc.path}/{rel}") as src, dest.open("wb") as out:
+                while chunk := src.read(_CHUNK):
+                    out.write(chunk)
+        (tmp / _COMPLETE_MARKER).write_text(stamp, encoding="utf-8")
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)
@@ -368,3 +412,188 @@ def fetch_fs_dir(storage_path: str, fs_path: str, local_parent: Path) -> Path:
         destination_filesystem=pafs.LocalFileSystem(),
     )
     return target
+
+
+# ----------------------------------------------------------------------------- remote specs and runs
+#
+# ``evaluate``/``compare``/``serve``/``models`` accept a URI wherever they take a model dir or a
+# run dir: :func:`localize` turns it into a local copy once, and everything after that is the
+# local code path. ``runs`` and ``best`` read a remote run in place: only metadata is listed/read,
+# and ``best`` downloads just the checkpoint it exports.
+
+_MODEL_FILES = ("config.json", "model.bin")
+_RUN_FILES = ("config.yaml", "status.json")
+CHECKPOINT_PREFIX = "checkpoint_"
+
+
+def _names(loc: StorageLocation) -> set[str]:
+    try:
+        return set(listdir(loc))
+    except (OSError, ValueError):  # a file, or an unreadable prefix
+        return set()
+
+
+def localize(spec: str, cache_dir: str | os.PathLike[str] | None = None) -> str:
+    """``spec`` unchanged if it is not a URI; else a local copy: a model dir (``config.json`` or
+    CTranslate2 ``model.bin``) as is, a run dir with ``best/`` without its checkpoints.
+
+    A remote run without ``best/`` is a UserError naming ``whisper-tune best URI``.
+    """
+    from whisper_tune.errors import ModelNotFoundError
+
+    if not is_uri(spec):
+        return spec
+    loc = resolve(spec)
+    names = _names(loc)
+    if not names:
+        raise ModelNotFoundError(f"{spec}: no such directory (or it is empty)")
+    if any(n in names for n in _MODEL_FILES):
+        return str(materialize(spec, cache_dir))
+    if "best" in names:
+        return str(materialize(spec, cache_dir, exclude_top=(CHECKPOINT_PREFIX,)))
+    if any(n in names for n in _RUN_FILES) or any(n.startswith(CHECKPOINT_PREFIX) for n in names):
+        raise UserError(f"{spec} is a training run without best/ yet: run `whisper-tune best {spec}` first")
+    raise ModelNotFoundError(
+        f"{spec}: neither a model directory (config.json or model.bin) nor a run directory with best/"
+    )
+
+
+@dataclass
+class RemoteCheckpoint:
+    """A checkpoint in remote storage (``uri``) and the metrics reported with it."""
+
+    uri: str
+    step: int
+    metrics: dict[str, Any]
+
+    @property
+    def eval_wer(self) -> float | None:
+        v = self.metrics.get("eval_wer")
+        return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+    def sort_key(self) -> tuple[float, int]:
+        """Best first: lowest eval_wer, then the later step (as ``runs.CheckpointInfo``)."""
+        wer = self.eval_wer
+        return (wer if wer is not None else math.inf, -self.step)
+
+
+def read_json(path: str) -> dict[str, Any]:
+    """A JSON object file (local or URI); {} when missing or not a JSON object."""
+    try:
+        data = json.loads(read_bytes(path))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _remote_hf_complete(hf_ckpt: str) -> bool:
+    """Object stores write each object whole, so a checkpoint is complete when its trainer state
+    (written last by HF) parses and every weights file (or every shard its index names) exists.
+    ``best`` re-checks the downloaded copy byte-wise with ``runs.list_checkpoints``."""
+    names = _names(resolve(hf_ckpt))
+    if "trainer_state.json" not in names or not read_json(join(hf_ckpt, "trainer_state.json")):
+        return False
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if index in names:
+            weight_map = read_json(join(hf_ckpt, index)).get("weight_map")
+            return (
+                isinstance(weight_map, dict)
+                and bool(weight_map)
+                and set(map(str, weight_map.values())) <= names
+            )
+    weights = ("model.safetensors", "adapter_model.safetensors", "pytorch_model.bin", "adapter_model.bin")
+    return any(w in names for w in weights)
+
+
+def remote_checkpoints(run_uri: str) -> list[RemoteCheckpoint]:
+    """Complete checkpoints of a remote run, sorted by step; incomplete ones are logged and skipped."""
+    out = []
+    for name in listdir(run_uri):
+        if not name.startswith(CHECKPOINT_PREFIX):
+            continue
+        uri = join(run_uri, name)
+        metrics = read_json(join(uri, "metrics.json"))
+        if not metrics or not _remote_hf_complete(join(uri, "checkpoint")):
+            log.info("%s: incomplete checkpoint (still being written, or interrupted): ignored", uri)
+            continue
+        step = metrics.get("step")
+        if not isinstance(step, int):
+            digits = "".join(ch for ch in name.rsplit("_", 1)[-1] if ch.isdigit())
+            step = int(digits) if digits else 0
+        out.append(RemoteCheckpoint(uri, int(step), metrics))
+    return sorted(out, key=lambda c: c.step)
+
+
+@dataclass
+class RemoteBest:
+    """What :func:`export_best_remote` did: the local ``best/``, where it was pushed, its source."""
+
+    local: Path
+    remote: str
+    checkpoint: str
+
+
+def export_best_remote(
+    run_uri: str,
+    *,
+    checkpoint: str | None = None,
+    ct2: bool = False,
+    quantization: str | None = None,
+    work_dir: str | os.PathLike[str] | None = None,
+) -> RemoteBest:
+    """``whisper-tune best`` for a run in remote storage.
+
+    Downloads the run's top-level files and only the chosen checkpoint (best eval_wer, or
+    ``checkpoint``: a URI or a checkpoint name in the run) into a local work dir, exports
+    ``best/`` there with ``runs.export_best``, replaces ``RUN_URI/best`` with it and deletes the
+    downloaded checkpoint. A best candidate whose download fails the byte-wise completeness check
+    is skipped for the next best.
+    """
+    from whisper_tune import runs
+
+    run_uri = run_uri.rstrip("/")
+    loc = resolve(run_uri)
+    if loc.filesystem.get_file_info(loc.path).type != pafs.FileType.Directory:
+        raise UserError(f"run {run_uri}: no such directory")
+    name = PurePosixPath(loc.path).name
+    key = hashlib.sha256(loc.uri.encode()).hexdigest()[:16]
+    local = Path(work_dir) if work_dir is not None else _cache_root().parent / "remote-runs" / f"{name}-{key}"
+    local.mkdir(parents=True, exist_ok=True)
+    for old in local.glob(f"{CHECKPOINT_PREFIX}*"):
+        shutil.rmtree(old, ignore_errors=True)
+    top = loc.filesystem.get_file_info(pafs.FileSelector(loc.path, recursive=False))
+    for info in top:
+        if info.type == pafs.FileType.File:
+            fname = PurePosixPath(info.path).name
+            (local / fname).write_bytes(read_bytes(join(run_uri, fname)))
+    if checkpoint is not None:
+        uri = checkpoint if is_uri(checkpoint) else join(run_uri, PurePosixPath(checkpoint).name)
+        if not is_dir(uri):
+            raise UserError(f"checkpoint {uri}: no such directory")
+        metrics = read_json(join(uri, "metrics.json"))
+        candidates = [RemoteCheckpoint(uri, int(metrics.get("step", 0) or 0), metrics)]
+    else:
+        candidates = sorted(remote_checkpoints(run_uri), key=lambda c: c.sort_key())
+        if not candidates:
+            raise UserError(f"run {run_uri}: has no complete checkpoints yet")
+    for cand in candidates:
+        local_ckpt = local / PurePosixPath(cand.uri).name
+        download_dir(cand.uri, local_ckpt)
+        if checkpoint is not None or any(c.path == local_ckpt for c in runs.list_checkpoints(local)):
+            break
+        log.warning("%s: downloaded copy is incomplete: trying the next best checkpoint", cand.uri)
+        shutil.rmtree(local_ckpt, ignore_errors=True)
+    else:
+        raise UserError(f"run {run_uri}: no checkpoint downloaded complete")
+    try:
+        best = runs.export_best(local, checkpoint=local_ckpt, ct2=ct2, quantization=quantization)
+    finally:
+        shutil.rmtree(local_ckpt, ignore_errors=True)
+    info = read_json(str(best / "metrics.json"))
+    info["source_checkpoint"] = cand.uri
+    (best / "metrics.json").write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
+    remote_best = join(run_uri, "best")
+    remove(remote_best)
+    upload_dir(best, remote_best)
+    log.info("best/ of %s pushed to %s", cand.uri, remote_best)
+    return RemoteBest(best, remote_best, cand.uri)

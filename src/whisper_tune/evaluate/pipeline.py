@@ -55,8 +55,12 @@ def resolve_model_spec(spec: str) -> str:
     """A run directory (holding ``best/``) resolves to ``RUN/best``; anything else is kept.
 
     A run directory without ``best/`` (has ``config.yaml`` or ``checkpoint_*`` but no model
-    files) is a user error naming the command that creates it.
+    files) is a user error naming the command that creates it. A URI (model or run dir, e.g.
+    ``s3://bucket/runs/NAME``) is first copied locally by ``whisper_tune.storage.localize``.
     """
+    from whisper_tune import storage
+
+    spec = storage.localize(spec)
     p = Path(spec)
     if not p.is_dir() or (p / "config.json").exists() or (p / "model.bin").exists():
         return spec
@@ -68,7 +72,9 @@ def resolve_model_spec(spec: str) -> str:
 
 
 def _run_dir_of(spec: str) -> str | None:
-    p = Path(spec)
+    from whisper_tune import storage
+
+    p = Path(storage.localize(spec))  # a URI: its local copy (cached, so no second download)
     return str(p) if p.is_dir() and (p / "best").is_dir() and not (p / "config.json").exists() else None
 
 

@@ -190,8 +190,21 @@ def _ensure_ct2_dir(path: Path, force: bool = False) -> Path:
 
 
 def ensure_hf_dir(spec: str, *, force: bool = False) -> str:
-    """A local self-contained HF dir for ``spec`` (converted + cached), or the hub id itself."""
+    """A local self-contained HF dir for ``spec`` (converted + cached), or the hub id itself.
+
+    A URI (``s3://...``) of a model dir or of a run dir (meaning its ``best/``) is copied to the
+    local cache first (``whisper_tune.storage.localize``).
+    """
     spec = str(spec)
+    from whisper_tune import storage
+
+    if storage.is_uri(spec):
+        local = Path(storage.localize(spec))
+        spec = (
+            str(local / "best")
+            if not (local / "config.json").exists() and (local / "best").is_dir()
+            else str(local)
+        )
     if spec in BUNDLED:
         return str(_ensure_bundled(get_bundled(spec), force=force))
     p = Path(spec).expanduser()

@@ -100,5 +100,11 @@ def save_random_whisper(out_dir: str | Path, shape: str = "test", seed: int = 0,
     model.save_pretrained(out)
     processor.save_pretrained(out)
     processor.feature_extractor.save_pretrained(out)  # preprocessor_config.json (faster-whisper reads it)
+    # As the converter does: write the Whisper generation config last and mark it authoritative. A file
+    # flagged ``_from_model_config`` is rebuilt from config.json on load, which drops
+    # no_timestamps_token_id / is_multilingual / alignment_heads and breaks return_timestamps=True.
+    gen = model.generation_config
+    gen._from_model_config = False
+    gen.save_pretrained(out)
     (out / "whisper_tune_random.json").write_text(json.dumps({"shape": shape, "seed": seed}))
     return out

@@ -468,7 +468,11 @@ class CT2Backend(Backend):
 
 
 def resolve_model_dir(spec: str) -> str:
-    """A run dir means its ``best/``; anything else is passed on unchanged."""
+    """A run dir means its ``best/``; a URI is copied locally first (``storage.localize``);
+    anything else is passed on unchanged."""
+    from whisper_tune import storage
+
+    spec = storage.localize(spec)
     p = Path(spec).expanduser()
     if p.is_dir() and (p / "best").is_dir() and not (p / "config.json").is_file():
         return str(p / "best")

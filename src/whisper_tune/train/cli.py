@@ -88,8 +88,22 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _cmd_best(args: argparse.Namespace) -> int:
+    from whisper_tune import storage
     from whisper_tune.runs import export_best, resolve_run_dir
 
+    if storage.is_uri(args.run) or (storage.is_uri(args.storage) and not Path(args.run).exists()):
+        uri = args.run if storage.is_uri(args.run) else storage.join(args.storage, args.run)
+        done = storage.export_best_remote(
+            uri, checkpoint=args.checkpoint, ct2=args.ct2, quantization=args.quantization
+        )
+        metrics = json.loads((done.local / "metrics.json").read_text())
+        print(f"best checkpoint:  {done.checkpoint}")
+        print(f"eval WER:         {metrics.get('eval_wer')}")
+        print(f"model:            {done.local}")
+        print(f"pushed to:        {done.remote}")
+        if args.ct2:
+            print(f"ctranslate2:      {done.remote}/ct2")
+        return 0
     run_dir = resolve_run_dir(args.run, args.storage)
     best = export_best(run_dir, checkpoint=args.checkpoint, ct2=args.ct2, quantization=args.quantization)
     metrics = json.loads((best / "metrics.json").read_text())
@@ -119,15 +133,17 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_cmd_train, accepts_extra=True)
 
     p = subparsers.add_parser("runs", help="list training runs (name, status, best eval WER, steps, where)")
-    p.add_argument("--storage", default="runs", help="storage directory (default: runs)")
+    p.add_argument(
+        "--storage", default="runs", help="storage directory or URI, e.g. s3://bucket/runs (default: runs)"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_runs)
 
     p = subparsers.add_parser(
         "best", help="export a run's best checkpoint to RUN/best (HF dir, optional CTranslate2)"
     )
-    p.add_argument("run", help="run directory, or run name under --storage")
-    p.add_argument("--storage", default="runs", help="storage directory for run names (default: runs)")
+    p.add_argument("run", help="run directory or URI (s3://bucket/runs/NAME), or run name under --storage")
+    p.add_argument("--storage", default="runs", help="storage directory or URI for run names (default: runs)")
     p.add_argument("--checkpoint", help="export this checkpoint dir instead of the best one")
     p.add_argument("--ct2", action="store_true", help="also write RUN/best/ct2 (CTranslate2)")
     p.add_argument("--quantization", help="CTranslate2 quantization, e.g. int8, float16")

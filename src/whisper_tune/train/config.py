@@ -145,6 +145,14 @@ class TrainSection:
     generation_num_beams: int = 1
     torch_threads: int | None = None  # CPU workers; default: cores / workers on the node
     dataloader_num_workers: int = 0
+    # GPU fast path / short-audio path (whisper_tune.train.fastpath; docs/performance.md).
+    encoder_frames: int | None = None  # null: Whisper's 3000 mel frames (30 s); else a shorter context
+    short_audio: bool = False  # choose encoder_frames from the data's longest clip (+ margin)
+    encoder_margin_frames: int = 64  # trailing frames kept after the longest clip (>= 32)
+    group_by_length: bool = False  # batches of similar audio length (LengthBucketSampler)
+    compile: bool | Literal["auto", "model", "encoder", "none"] = (
+        "auto"  # torch.compile (auto: GPU, long runs)
+    )
 
     def __post_init__(self) -> None:
         _positive("train.learning_rate", self.learning_rate)
@@ -186,6 +194,48 @@ class TrainSection:
                 "train.spec_augment: has no effect with train.cache_encoder_outputs "
                 "(the encoder runs once, masks would be frozen); turn one off"
             )
+
+        self._check_context()
+
+    def _check_context(self) -> None:
+        """Shortened encoder context: shape rules and the combinations that cannot work."""
+        if self.encoder_margin_frames < 32:
+            raise ConfigError(
+                f"train.encoder_margin_frames: must be >= 32 (the model needs trailing silence to see "
+                f"the end of speech), got {self.encoder_margin_frames}"
+            )
+        n = self.encoder_frames
+        if n is not None:
+            if self.short_audio:
+                raise ConfigError(
+                    "train.encoder_frames: set together with train.short_audio (which chooses it from "
+                    "the data); set only one"
+                )
+            if not 0 < n <= 3000 or n % 2:
+                raise ConfigError(
+                    f"train.encoder_frames: must be an even number of mel frames in 2..3000 "
+                    f"(the encoder's stride-2 conv halves it; 3000 = 30 s), got {n}"
+                )
+            if n < 3000 and n <= self.encoder_margin_frames:
+                raise ConfigError(
+                    f"train.encoder_frames: {n} leaves no room for audio after the "
+                    f"{self.encoder_margin_frames}-frame margin (train.encoder_margin_frames)"
+                )
+        if self.cache_encoder_outputs and self.shortens_context():
+            raise ConfigError(
+                "train.cache_encoder_outputs: cannot be combined with a shortened encoder context "
+                "(train.encoder_frames / train.short_audio); the cached outputs are for 30 s inputs"
+            )
+
+    def shortens_context(self) -> bool:
+        """Whether the encoder context may be shorter than Whisper's 3000 frames."""
+        return self.short_audio or (self.encoder_frames is not None and self.encoder_frames < 3000)
+
+    def max_clip_seconds(self) -> float:
+        """Longest clip accepted into the data (longer: a counted ``too_long`` skip)."""
+        if self.encoder_frames is not None and self.encoder_frames < 3000:
+            return (self.encoder_frames - self.encoder_margin_frames) / 100.0
+        return 30.0
 
     def deepspeed_preset_or_path(self) -> str | None:
         return None if self.deepspeed == "none" else self.deepspeed

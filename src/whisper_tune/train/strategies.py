@@ -56,6 +56,11 @@ def apply_strategy(model: Any, train: TrainSection) -> tuple[Any, StrategyInfo]:
         cfg.mask_feature_prob = train.mask_feature_prob
     if train.gradient_checkpointing:
         cfg.use_cache = False  # incompatible with checkpointing during training
+    # Whisper's encoder position table is fixed sinusoids (a buffer in OpenAI's model; HF marks
+    # it requires_grad=False at construction) but ``from_pretrained`` in transformers 5.x
+    # hands it back trainable. Keep it fixed: a shortened context is then exactly a prefix of
+    # the 30 s table, and export can restore the full table (runs.restore_full_context).
+    model.get_encoder().embed_positions.weight.requires_grad_(False)
 
     if train.strategy == "decoder":
         encoder = model.get_encoder()

@@ -15,8 +15,10 @@ layout (``<run>/checkpoint_<step>/checkpoint`` + ``metrics.json``) is written di
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -39,11 +41,23 @@ from whisper_tune.train.encoder_cache import (
 )
 from whisper_tune.train.strategies import apply_strategy
 
-__all__ = ["METRICS_FILE", "WorkerInfo", "load_data", "resolve_precision", "run_worker", "train_func"]
+__all__ = [
+    "FAST_PATH_FILE",
+    "METRICS_FILE",
+    "WorkerInfo",
+    "context_frames",
+    "item_lengths",
+    "load_data",
+    "resolve_precision",
+    "run_worker",
+    "train_func",
+]
 
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
+_ARG_NAMES = {f.name for f in dataclasses.fields(Seq2SeqTrainingArguments)}
+FAST_PATH_FILE = "fast_path.json"  # what the fast path chose (run dir; written by rank 0)
 HF_CHECKPOINT = "checkpoint"  # sub-folder name used by RayTrainReportCallback
 
 
@@ -112,12 +126,43 @@ def load_data(job: JobConfig, processor: Any, feature_cache: str | None) -> tupl
                 processor,
                 max_label_tokens=d.max_label_tokens,
                 long_audio=d.long_audio,
+                max_duration_s=job.train.max_clip_seconds(),
                 feature_cache=feature_cache,
                 num_workers=d.num_workers,
                 load_kwargs=load_kwargs or None,
             )
         )
     return out[0], out[1]
+
+
+def context_frames(job: JobConfig, train_data: Any, eval_data: Any) -> int:
+    """Mel frames of the encoder context for this job (3000 = Whisper's 30 s window).
+
+    ``train.encoder_frames`` as given; with ``train.short_audio`` the longest usable clip of
+    the train and eval data plus ``train.encoder_margin_frames`` (rounded up to 16 frames).
+    Deterministic, so the launcher and every worker agree without talking to each other.
+    """
+    from whisper_tune.train.fastpath import FULL_FRAMES, choose_encoder_frames
+
+    t = job.train
+    if t.encoder_frames is not None:
+        return int(t.encoder_frames)
+    if not t.short_audio:
+        return FULL_FRAMES
+    durations = [float(x) for x in (*train_data.durations, *eval_data.durations) if x is not None]
+    if not durations:  # older PreparedData without durations: fall back to the frame counts
+        durations = [f / 100.0 for f in (*item_lengths(train_data.dataset), *item_lengths(eval_data.dataset))]
+    return choose_encoder_frames(max(durations), t.encoder_margin_frames)
+
+
+def item_lengths(ds: Any) -> list[float]:
+    """Frames of real audio per item (``WhisperDataset.lengths``), through ``Subset`` too."""
+    base, index = (ds.dataset, list(ds.indices)) if isinstance(ds, torch.utils.data.Subset) else (ds, None)
+    lengths = getattr(base, "lengths", None)
+    if lengths is None:
+        raise TypeError(f"{type(base).__name__} has no lengths; cannot group batches by length")
+    lengths = list(lengths)
+    return [float(x) for x in (lengths if index is None else [lengths[i] for i in index])]
 
 
 def _item_ids(ds: Any) -> list[str]:
@@ -137,15 +182,28 @@ def _limit(dataset: Any, n: int | None) -> Any:
 
 
 class _WhisperTrainer(Seq2SeqTrainer):
-    """Seq2SeqTrainer that can generate from cached encoder outputs during evaluation."""
+    """Seq2SeqTrainer that can generate from cached encoder outputs during evaluation, groups
+    batches by audio length (``length_sampler``) and generates eagerly from a compiled model."""
+
+    length_sampler: Any = None  # a LengthBucketSampler, or None for the Trainer's shuffling
+
+    def _get_train_sampler(self, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        if self.length_sampler is not None:
+            return self.length_sampler
+        return super()._get_train_sampler(*args, **kwargs)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):  # type: ignore[no-untyped-def,override]
         enc = inputs.get("encoder_outputs")
         if enc is not None and not isinstance(enc, BaseModelOutput):
             inputs = {**inputs, "encoder_outputs": BaseModelOutput(last_hidden_state=enc[0])}
-        return super().prediction_step(
-            model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs
-        )
+        from whisper_tune.train.fastpath import uncompiled
+
+        # generate() calls the model once per token with a growing cache: a training-compiled
+        # graph would recompile for each length. Run it eagerly (the graphs are kept).
+        with uncompiled(self.model):
+            return super().prediction_step(
+                model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs
+            )
 
 
 class _FinalEvalSave(TrainerCallback):
@@ -156,6 +214,65 @@ class _FinalEvalSave(TrainerCallback):
             control.should_evaluate = True
             control.should_save = True
         return control
+
+
+class _Throughput(TrainerCallback):
+    """Training speed without evaluation/saving: samples/s over the steps after ``warmup``.
+
+    ``step_samples_per_s``: from the summed step times (CUDA synchronised at each step end;
+    the batch fetch before a step is excluded); ``wall_samples_per_s``: the same plus the
+    gaps between steps (data loading, logging), except gaps holding an evaluation or a
+    checkpoint save. Written into the run's ``fast_path.json`` so runs can be compared.
+    """
+
+    def __init__(self, global_batch: int, path: Path | None, warmup: int = 2) -> None:
+        self.global_batch = global_batch
+        self.path = path
+        self.warmup = warmup
+        self.step_time = 0.0
+        self.wall = 0.0
+        self.steps = 0
+        self._begin = 0.0
+        self._last_end: float | None = None
+        self._paused = False
+
+    def on_step_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        import time
+
+        self._begin = time.perf_counter()
+        if self._last_end is not None and not self._paused:
+            self.wall += self._begin - self._last_end
+        self._paused = False
+
+    def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        import time
+
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        if state.global_step > self.warmup:
+            self.step_time += now - self._begin
+            self.wall += now - self._begin
+            self.steps += 1
+        self._last_end = now if state.global_step >= self.warmup else None
+
+    def on_evaluate(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self._paused = True
+
+    def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self._paused = True
+
+    def on_train_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        if self.path is None or self.steps == 0:
+            return
+        data = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}
+        data["throughput"] = {
+            "measured_steps": self.steps,
+            "global_batch": self.global_batch,
+            "step_samples_per_s": round(self.steps * self.global_batch / max(self.step_time, 1e-9), 2),
+            "wall_samples_per_s": round(self.steps * self.global_batch / max(self.wall, 1e-9), 2),
+        }
+        self.path.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
 
 
 def _collect_metrics(state: Any) -> dict[str, Any]:
@@ -251,6 +368,15 @@ def _tensorboard_callback(run_dir: Path) -> TrainerCallback | None:
     return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(run_dir / "tensorboard")))
 
 
+def _expected_steps(job: JobConfig, n_train: int, world_size: int) -> int:
+    """Optimizer steps this run will take (decides whether torch.compile pays)."""
+    t = job.train
+    if t.max_steps > 0:
+        return t.max_steps
+    per_step = t.per_device_batch_size * t.gradient_accumulation_steps * max(1, world_size)
+    return max(1, math.ceil(t.num_epochs * math.ceil(n_train / per_step)))
+
+
 def train_func(config: dict[str, Any]) -> None:
     """Ray Train entry point: train one worker's share (see :func:`run_worker`)."""
     run_worker(config)
@@ -283,9 +409,18 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
     train_data, eval_data = load_data(job, processor, feature_cache)
     train_ds = _limit(train_data.dataset, job.data.max_train_samples)
     eval_ds = _limit(eval_data.dataset, job.data.max_eval_samples)
+    from whisper_tune.train import fastpath
+
+    n_frames = context_frames(job, train_data, eval_data)
+    # Audio lengths for length-grouped batches, read before any wrapping (encoder cache).
+    lengths = item_lengths(train_ds) if job.train.group_by_length else None
+    if n_frames != fastpath.encoder_frames(model):
+        # Before the strategy (LoRA wraps the model); the table rows kept are Whisper's own.
+        fastpath.shorten_encoder_context(model, n_frames)
+        log.info("encoder context: %d mel frames (%.2f s)", n_frames, n_frames / 100)
     model, _info = apply_strategy(model, job.train)
 
-    collator: Any = _deps.WhisperCollator(processor, start_id)
+    collator: Any = _deps.WhisperCollator(processor, start_id, n_frames=n_frames)
     if job.train.cache_encoder_outputs:
         cache_root = Path(job.train.encoder_cache_dir or run_dir / "encoder_cache")
         model.to(device)
@@ -309,23 +444,46 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
     ds_config = load_deepspeed_config(job.train.deepspeed)
     t = job.train
     extra_args: dict[str, Any] = {}
+    plan_info: dict[str, Any] = {"device": device, "precision": precision, "n_frames": n_frames}
     if use_gpu:
-        # The perf helper's fast path: fused AdamW, pinned memory, prefetching loaders.
-        from whisper_tune.train import fastpath
-
+        # The fast path: attention kernel, fused AdamW, compile, pinned memory, prefetching loaders.
         plan = fastpath.plan_fast_path(
             device,
             precision,
-            compile=False,
+            n_frames=n_frames,
+            compile=t.compile,
             gradient_checkpointing=t.gradient_checkpointing,
             num_workers=t.dataloader_num_workers or None,
+            expected_steps=_expected_steps(job, len(train_ds), info.world_size),
         )
+        if job.model.attn_implementation == "eager":  # an explicit user choice wins
+            plan.attn_implementation = "eager"
+        fastpath.apply_fast_path(model, plan)
         extra_args = fastpath.training_args_overrides(plan)
         for key in ("bf16", "fp16", "activation_checkpointing", "gradient_checkpointing", "torch_compile"):
             extra_args.pop(key, None)
-        log.info("GPU fast path: %s", plan.to_dict())
+        plan_info = plan.to_dict()
+        log.info("GPU fast path: %s", plan_info)
     else:
         extra_args["dataloader_num_workers"] = t.dataloader_num_workers
+        scope = {True: "model", False: "none", "auto": "none"}.get(t.compile, t.compile)  # type: ignore[call-overload]
+        if scope == "model":
+            fastpath.compile_model(model)
+        elif scope == "encoder":
+            fastpath.compile_encoder(model)
+        if scope != "none":
+            model.config.use_cache = False  # per-layer cache state would make dynamo recompile
+            extra_args["dataloader_drop_last"] = True
+        plan_info["compile_scope"] = scope
+    plan_info["group_by_length"] = t.group_by_length
+    if info.rank == 0 and "://" not in str(run_dir):
+        (run_dir / FAST_PATH_FILE).write_text(json.dumps(plan_info, indent=2, default=str), encoding="utf-8")
+    # transformers >= 5.2x renamed gradient_checkpointing (the GPU machine's older one lacks the new name).
+    ckpt_key = (
+        "activation_checkpointing" if "activation_checkpointing" in _ARG_NAMES else "gradient_checkpointing"
+    )
+    extra_args[ckpt_key] = t.gradient_checkpointing
+    extra_args[f"{ckpt_key}_kwargs"] = {"use_reentrant": False} if t.gradient_checkpointing else None
     args = Seq2SeqTrainingArguments(
         output_dir=str(config["hf_output_dir"]),
         per_device_train_batch_size=t.per_device_batch_size,
@@ -338,8 +496,6 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
         num_train_epochs=t.num_epochs,
         max_steps=t.max_steps,
         max_grad_norm=t.max_grad_norm,
-        activation_checkpointing=t.gradient_checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=not use_gpu,
@@ -365,6 +521,9 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
         **extra_args,
     )
     callbacks: list[TrainerCallback] = [_FinalEvalSave()]
+    plan_path = run_dir / FAST_PATH_FILE if info.rank == 0 and "://" not in str(run_dir) else None
+    global_batch = t.per_device_batch_size * t.gradient_accumulation_steps * info.world_size
+    callbacks.append(_Throughput(global_batch, plan_path))
     if info.rank == 0:
         tb = _tensorboard_callback(run_dir)
         if tb is not None:
@@ -380,6 +539,8 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
         processing_class=processor,
         callbacks=callbacks,
     )
+    if lengths is not None:
+        trainer.length_sampler = fastpath.LengthBucketSampler(lengths, t.per_device_batch_size, seed=t.seed)
     if use_ray:
         import ray.train
         from ray.train.huggingface.transformers import prepare_trainer

@@ -5,11 +5,15 @@ applications share it under different route prefixes:
 - ``/hf``: real tiny.en, Transformers backend (fp32 on CPU)
 - ``/ct2``: real tiny.en, CTranslate2 backend (int8 on CPU)
 - ``/limits``: a random toy Whisper with tight limits and an API key, for the error codes
+
+Session scope alone would keep Ray + Serve up until the whole session ends, so every later
+module (train's own ``ray.init``, "fails before Ray" checks) would run beside it: the instance is
+shut down right after the last test of this directory instead (``pytest_runtest_teardown``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +23,25 @@ from serve_testlib import API_KEY, ServeEnv, free_port, speech, wav_bytes
 @pytest.fixture(scope="session")
 def speech_clip() -> bytes:
     return wav_bytes(speech("I would like to check my account balance and freeze my debit card please."))
+
+
+_SERVE_DIR = Path(__file__).parent
+_running: list[Callable[[], None]] = []  # the live instance's shutdown, while one is up
+
+
+def _shutdown() -> None:
+    while _running:
+        _running.pop()()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, None, None]:
+    """After the last serve test, stop Serve and Ray (later modules must start with no Ray)."""
+    try:
+        return (yield)
+    finally:
+        if _running and (nextitem is None or _SERVE_DIR not in Path(nextitem.path).parents):
+            _shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +54,16 @@ def serve_env(tiny_model_dir: Path) -> Iterator[ServeEnv]:
     from whisper_tune.serve.backends import BackendOptions
 
     port = free_port()
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    # address="local": a private instance, never a cluster some earlier `ray start` left running
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
+
+    def stop() -> None:
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+
+    _running.append(stop)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         common = {"num_cpus": 0.0, "num_gpus": 0.0, "batch_wait_s": 0.05}
@@ -61,7 +93,4 @@ def serve_env(tiny_model_dir: Path) -> Iterator[ServeEnv]:
         )
         yield ServeEnv(base=f"http://127.0.0.1:{port}")
     finally:
-        try:
-            serve.shutdown()
-        finally:
-            ray.shutdown()
+        _shutdown()

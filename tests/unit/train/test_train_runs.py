@@ -22,6 +22,8 @@ def _fake_run(root: Path, model_dir: Path, wers: dict[int, float | None], name: 
     for step, wer in wers.items():
         ck = run / f"checkpoint_{step:06d}"
         shutil.copytree(model_dir, ck / "checkpoint")
+        # HF Trainer writes trainer_state.json last: part of every complete checkpoint
+        (ck / "checkpoint" / "trainer_state.json").write_text(json.dumps({"global_step": step}))
         metrics = {"step": step, "loss": 1.0}
         if wer is not None:
             metrics["eval_wer"] = wer
@@ -36,6 +38,74 @@ def test_select_best_is_min_eval_wer_then_later_step(tmp_path: Path, tiny_model_
     assert [c.step for c in runs.list_checkpoints(run)] == [2, 4, 6, 8]
     (run / "checkpoint_000010").mkdir()  # half-written, no HF checkpoint inside: ignored
     assert len(runs.list_checkpoints(run)) == 4
+
+
+def _half_written(run: Path, model_dir: Path, step: int, how: str) -> Path:
+    """A checkpoint directory as a crash (or a copy/upload in progress) leaves it."""
+    ck = run / f"checkpoint_{step:06d}"
+    shutil.copytree(model_dir, ck / "checkpoint")
+    (ck / "checkpoint" / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    (ck / "metrics.json").write_text(json.dumps({"step": step, "eval_wer": 0.01}))
+    weights = ck / "checkpoint" / "model.safetensors"
+    if how == "no-metrics":
+        (ck / "metrics.json").unlink()
+    elif how == "bad-metrics":
+        (ck / "metrics.json").write_text('{"step": ')
+    elif how == "no-trainer-state":
+        (ck / "checkpoint" / "trainer_state.json").unlink()
+    elif how == "truncated-weights":
+        data = weights.read_bytes()
+        weights.write_bytes(data[: len(data) // 2])
+    elif how == "truncated-header":
+        weights.write_bytes(weights.read_bytes()[:20])
+    elif how == "no-weights":
+        weights.unlink()
+    elif how == "missing-shard":
+        weights.rename(ck / "checkpoint" / "model-00001-of-00002.safetensors")
+        index = {
+            "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}
+        }
+        (ck / "checkpoint" / "model.safetensors.index.json").write_text(json.dumps(index))
+    else:  # pragma: no cover - test bug
+        raise AssertionError(how)
+    return ck
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "no-metrics",
+        "bad-metrics",
+        "no-trainer-state",
+        "truncated-weights",
+        "truncated-header",
+        "no-weights",
+        "missing-shard",
+    ],
+)
+def test_half_written_checkpoint_is_ignored_never_loaded(
+    tmp_path: Path, tiny_model_dir: Path, how: str
+) -> None:
+    """Issue: a half-written checkpoint directory is ignored, never loaded (runs listing, best, resume)."""
+    from whisper_tune.train.train_func import _local_resume_point
+
+    run = _fake_run(tmp_path, tiny_model_dir, {2: 0.5, 4: 0.4})
+    _half_written(run, tiny_model_dir, 6, how)
+    assert [c.step for c in runs.list_checkpoints(run)] == [2, 4]
+    assert runs.select_best(run).step == 4  # the broken one claims eval_wer 0.01: still not chosen
+    (listed,) = runs.list_runs(tmp_path)
+    assert listed.steps == 4 and listed.checkpoints == 2
+    assert _local_resume_point(run) == str(run / "checkpoint_000004" / "checkpoint")
+
+
+def test_complete_sharded_checkpoint_counts(tmp_path: Path, tiny_model_dir: Path) -> None:
+    run = _fake_run(tmp_path, tiny_model_dir, {2: 0.5})
+    hf = run / "checkpoint_000002" / "checkpoint"
+    (hf / "model.safetensors").rename(hf / "model-00001-of-00001.safetensors")
+    (hf / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"a": "model-00001-of-00001.safetensors"}})
+    )
+    assert [c.step for c in runs.list_checkpoints(run)] == [2]
 
 
 def test_select_best_without_checkpoints_is_a_user_error(tmp_path: Path) -> None:
