@@ -168,7 +168,10 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
                 overwrite=True,
             )
         )
-        print(f"      {info.clips} clips, {sum(info.hours.values()):.2f} h, {info.wall_s:.0f} s")
+        splits = ", ".join(f"{k} {v}" for k, v in info.clips.items())
+        print(
+            f"      {sum(info.clips.values())} clips ({splits}), {sum(info.hours.values()):.2f} h, {info.wall_s:.0f} s"
+        )
     timings["synthesis"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -1,0 +1,42 @@
+"""The demo's embedded defaults form a valid training job, and its CLI is wired."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from whisper_tune.cli import build_parser
+from whisper_tune.config import apply_overrides, from_dict
+from whisper_tune.demo import SIZES, DemoConfig, job_config_dict
+from whisper_tune.train.config import JobConfig
+
+
+@pytest.mark.parametrize("size", sorted(SIZES))
+def test_demo_job_config_is_valid(tmp_path: Path, size: str) -> None:
+    cfg = DemoConfig(size=size, out=str(tmp_path / "out"))
+    for key, value in SIZES[size].items():
+        setattr(cfg, key, value)
+    job = from_dict(JobConfig, job_config_dict(cfg, tmp_path / "corpus", train_clips=800, use_gpu=False))
+    assert job.train.strategy == "decoder" and job.train.cache_encoder_outputs
+    assert job.train.save_steps % job.train.eval_steps == 0
+    # 800 clips / (2 workers x 16) = 25 steps per epoch: one eval (and checkpoint) per epoch
+    assert job.train.eval_steps == 25
+    assert job.scaling.num_workers == cfg.workers
+    assert job.data.train.endswith("train.jsonl") and job.data.eval.endswith("validation.jsonl")
+    assert job.run.storage_path == str(Path(cfg.out) / "runs")
+
+
+def test_demo_overrides_are_validated(tmp_path: Path) -> None:
+    cfg = DemoConfig(out=str(tmp_path))
+    job = job_config_dict(cfg, tmp_path, train_clips=100, use_gpu=False)
+    bad = apply_overrides(job, ["train.no_such_key=1"])
+    with pytest.raises(Exception, match="train.no_such_key"):
+        from_dict(JobConfig, bad)
+
+
+def test_demo_cli_registered() -> None:
+    args = build_parser().parse_args(
+        ["demo", "--size", "full", "--out", "x", "--set", "train.learning_rate=3e-5"]
+    )
+    assert args.command == "demo" and args.size == "full" and args.set == ["train.learning_rate=3e-5"]
