@@ -2,11 +2,15 @@
 
 The machinery lives in ``wt_cluster_helpers`` (importable from the tests; a unique name so it
 cannot clash with other areas' conftest modules).
+
+The S3 server and the Ray cluster are session-scoped (shared by every test here) but are stopped
+right after the last test of this directory (``pytest_runtest_teardown``), not at session end:
+later modules must not run beside a leftover two-node cluster on a two-core CI machine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +22,24 @@ from wt_cluster_helpers import (
     stop_cluster,
     write_corpus,
 )
+
+_CLUSTER_DIR = Path(__file__).parent
+_running: list[Callable[[], None]] = []  # stop functions of live services, in start order
+
+
+def _stop_all() -> None:
+    while _running:
+        _running.pop()()  # newest first: the cluster before the S3 server it uses
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, None, None]:
+    """After the last cluster test, stop the Ray cluster and the S3 server."""
+    try:
+        return (yield)
+    finally:
+        if _running and (nextitem is None or _CLUSTER_DIR not in Path(nextitem.path).parents):
+            _stop_all()
 
 
 @pytest.fixture(scope="session")
@@ -36,12 +58,13 @@ def s3_server() -> Iterator[S3Server]:
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_EC2_METADATA_DISABLED": "true",
     }
-    s3 = S3Server(endpoint, "wt-test-bucket", env)
-    s3.client().create_bucket(Bucket=s3.bucket)
+    _running.append(server.stop)
     try:
+        s3 = S3Server(endpoint, "wt-test-bucket", env)
+        s3.client().create_bucket(Bucket=s3.bucket)
         yield s3
     finally:
-        server.stop()
+        _stop_all()
 
 
 @pytest.fixture
@@ -56,10 +79,11 @@ def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
 def ray_cluster(s3_server: S3Server) -> Iterator[LocalRayCluster]:
     """Two Ray nodes (1 CPU each) on 127.0.0.1, token auth on; they can reach ``s3_server``."""
     cluster = start_cluster(2, 1, extra_env=s3_server.env)
+    _running.append(lambda: stop_cluster(cluster))
     try:
         yield cluster
     finally:
-        stop_cluster(cluster)
+        _stop_all()
 
 
 @pytest.fixture(scope="session")
