@@ -4,7 +4,7 @@ Why: issue targets are about the whole demo on a 2-core CPU (synthesis, feature 
 encoder caching, training, evaluation), and wall time alone is misleading on a shared machine,
 so CPU time of the process tree (children included) and the load average are recorded too.
 
-    python bench/demo_wall.py --out /tmp/demo_bench [--size small] [--json bench/results/demo_cpu.json]
+    python bench/demo_wall.py --out /tmp/demo_bench [--size small] [--json bench/results/demo_cpu.json] [demo options, e.g. --epochs 3]
 """
 
 from __future__ import annotations
@@ -25,9 +25,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="/tmp/whisper-tune-demo-bench")
     ap.add_argument("--size", default="small")
     ap.add_argument("--json", default="")
-    args = ap.parse_args(argv)
+    args, demo_args = ap.parse_known_args(argv)
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    cmd = [sys.executable, "-m", "whisper_tune.cli", "demo", "--out", args.out, "--size", args.size]
+    cmd = [
+        sys.executable,
+        "-m",
+        "whisper_tune.cli",
+        "demo",
+        "--out",
+        args.out,
+        "--size",
+        args.size,
+        *demo_args,
+    ]
     load0 = os.getloadavg()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, check=False)
