@@ -154,27 +154,9 @@ class DataReport:
             "",
         ]
         if self.skipped:
-            lines += [
-                "## Not usable, per reason",
-                "",
-                "| reason | rows | meaning | first examples |",
-                "|---|---:|---|---|",
-            ]
-            for r, e in d["skipped"].items():
-                ex = "<br>".join(_md(x) for x in e["examples"])
-                lines.append(f"| {r} | {e['count']} | {e['meaning']} | {ex} |")
-            lines.append("")
+            lines += _reason_table("Not usable, per reason", "reason", d["skipped"])
         if self.warnings:
-            lines += [
-                "## Warnings (rows kept)",
-                "",
-                "| warning | rows | meaning | first examples |",
-                "|---|---:|---|---|",
-            ]
-            for r, e in d["warnings"].items():
-                ex = "<br>".join(_md(x) for x in e["examples"])
-                lines.append(f"| {r} | {e['count']} | {e['meaning']} | {ex} |")
-            lines.append("")
+            lines += _reason_table("Warnings (rows kept)", "warning", d["warnings"])
         if self.splits:
             lines += ["## Per split", "", "| split | usable | not usable | hours |", "|---|---:|---:|---:|"]
             for s, e in d["splits"].items():
@@ -207,6 +189,15 @@ class DataReport:
             first = self.examples.get(r, [""])[0]
             parts.append(f"  {r}: {n}  e.g. {first}")
         return "\n".join(parts)
+
+
+def _reason_table(title: str, column: str, entries: dict[str, Any]) -> list[str]:
+    """Markdown section: one row per reason with its count, meaning and first examples."""
+    lines = [f"## {title}", "", f"| {column} | rows | meaning | first examples |", "|---|---:|---|---|"]
+    for r, e in entries.items():
+        ex = "<br>".join(_md(x) for x in e["examples"])
+        lines.append(f"| {r} | {e['count']} | {e['meaning']} | {ex} |")
+    return [*lines, ""]
 
 
 def _md(text: str) -> str:
