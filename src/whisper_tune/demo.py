@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from whisper_tune.config import dump_yaml
+from whisper_tune.config import apply_overrides, dump_yaml, from_dict
 
 __all__ = ["DemoConfig", "DemoResult", "SIZES", "run_demo", "register"]
 
@@ -184,8 +184,6 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     )
     use_gpu = _cuda()
     job = job_config_dict(cfg, corpus, train_clips, use_gpu)
-    from whisper_tune.config import apply_overrides, from_dict
-
     job = apply_overrides(job, cfg.extra_overrides)
     job_cfg = from_dict(JobConfig, job)
     print(
