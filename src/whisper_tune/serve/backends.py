@@ -69,6 +69,7 @@ class BackendOptions:
     batch_size: int = 8  # windows per forward pass
     max_new_tokens: int | None = None  # cap on generated tokens per window (None: the model's limit)
     cpu_threads: int = 0  # CT2 intra-op threads (0: library default)
+    feature_device: str = "auto"  # log-mel on: auto (the GPU when the model runs on one) | cpu | cuda
 
 
 def tokens_to_segments(
@@ -138,6 +139,8 @@ class Backend(ABC):
         self.transcribe_tok = int(ids("<|transcribe|>"))
         self.timestamp_begin = self.no_timestamps + 1
         self.multilingual = bool(self._model_is_multilingual())
+        # cumulative, for /healthz and benchmarks: where a replica's time goes
+        self.stats: dict[str, float] = {"batches": 0, "windows": 0, "features_s": 0.0, "model_s": 0.0}
 
     @abstractmethod
     def _model_is_multilingual(self) -> bool: ...
@@ -157,26 +160,15 @@ class Backend(ABC):
     def device(self) -> str:
         return "cpu"
 
+    @property
+    def precision(self) -> str:
+        """Number format the model runs in (HF: torch dtype; CT2: compute type)."""
+        return "?"
+
     # -- shared logic -------------------------------------------------------------------------------
     def check_language(self, language: str | None) -> str | None:
         """Normalise the request's language; raise UnsupportedLanguageError for one the model lacks."""
-        lang = (language or "").strip().lower() or None
-        if lang is None:
-            return None
-        if not self.multilingual:
-            if lang not in ("en", "english"):
-                raise UnsupportedLanguageError(
-                    f"model {self.model_name} is English-only; language={language!r} is not supported"
-                )
-            return "en"
-        from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
-
-        code = TO_LANGUAGE_CODE.get(lang, lang)
-        if code not in LANGUAGES:
-            raise UnsupportedLanguageError(
-                f"unknown language {language!r} (use an ISO 639-1 code such as 'en')"
-            )
-        return code
+        return normalize_language(language, multilingual=self.multilingual, model_name=self.model_name)
 
     def _prompt_ids(self, prompt: str | None) -> list[int]:
         if not prompt or not prompt.strip():
@@ -197,9 +189,35 @@ class Backend(ABC):
         """Language codes ("de") for a batch of windows; only called for multilingual models."""
         raise NotImplementedError
 
+    def _feature_device(self) -> str:
+        """Where the log-mel spectrogram is computed.
+
+        On the CPU, Transformers' extractor costs ~10-25 ms per 30 s window and thread (measured
+        on the 2-core dev VM), and Serve replicas run with one intra-op thread, so a batch of 32
+        spends most of its time there; next to a GPU model, the same STFT on the GPU is ~free.
+        """
+        want = self.opts.feature_device
+        if want == "auto":
+            want = "cuda" if self.device.startswith("cuda") else "cpu"
+        if want.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                return "cpu"
+        return want
+
     def _features(self, pieces: list[np.ndarray]) -> np.ndarray:
-        feats = self.feature_extractor(pieces, sampling_rate=SAMPLE_RATE, return_tensors="np").input_features
-        return np.ascontiguousarray(feats, dtype=np.float32)
+        t0 = time.perf_counter()
+        kwargs: dict[str, Any] = {}
+        device = self._feature_device()
+        if device != "cpu":
+            kwargs["device"] = device
+        feats = self.feature_extractor(
+            pieces, sampling_rate=SAMPLE_RATE, return_tensors="np", **kwargs
+        ).input_features
+        out = np.ascontiguousarray(feats, dtype=np.float32)
+        self.stats["features_s"] += time.perf_counter() - t0
+        return out
 
     def transcribe_batch(
         self,
@@ -240,9 +258,12 @@ class Backend(ABC):
                 if deadline is not None and time.monotonic() > deadline:
                     raise DeadlineExceeded(f"stopped after {len(generated)} of {len(windows)} windows")
                 idx = todo[b : b + bs]
-                out = self._generate(
-                    self._features([windows[k][2] for k in idx]), code, prompt_ids, timestamps, max_new
-                )
+                feats = self._features([windows[k][2] for k in idx])
+                t0 = time.perf_counter()
+                out = self._generate(feats, code, prompt_ids, timestamps, max_new)
+                self.stats["model_s"] += time.perf_counter() - t0
+                self.stats["batches"] += 1
+                self.stats["windows"] += len(idx)
                 generated.update(zip(idx, out, strict=True))
         per_file: list[list[Segment]] = [[] for _ in audios]
         for k, (i, start, piece) in enumerate(windows):
@@ -287,6 +308,47 @@ class Backend(ABC):
             self.opts.max_new_tokens = saved
 
 
+def normalize_language(language: str | None, *, multilingual: bool, model_name: str) -> str | None:
+    """``"English"``/``"en"``/``""`` -> ``"en"``/``"en"``/``None``; UnsupportedLanguageError when the
+    model cannot transcribe it (any non-English language on an ``.en`` model, an unknown name)."""
+    lang = (language or "").strip().lower() or None
+    if lang is None:
+        return None
+    if not multilingual:
+        if lang not in ("en", "english"):
+            raise UnsupportedLanguageError(
+                f"model {model_name} is English-only; language={language!r} is not supported"
+            )
+        return "en"
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
+
+    code = TO_LANGUAGE_CODE.get(lang, lang)
+    if code not in LANGUAGES:
+        raise UnsupportedLanguageError(f"unknown language {language!r} (use an ISO 639-1 code such as 'en')")
+    return code
+
+
+def _probe_ct2_cuda(model: Any, compute_type: str) -> None:
+    """Run one encoder pass so a missing CUDA library fails at start-up, with advice.
+
+    CTranslate2 loads cuBLAS lazily at the first matrix product; PyPI's 4.x wheels are
+    built for CUDA 12 (``libcublas.so.12``), so on a CUDA-13-only machine the first request
+    would fail instead of the deployment.
+    """
+    import ctranslate2
+
+    x = ctranslate2.StorageView.from_array(np.zeros((1, int(model.n_mels), 3000), dtype=np.float32))
+    try:
+        model.encode(x, to_cpu=True)
+    except RuntimeError as e:
+        raise UserError(
+            f"CTranslate2 {ctranslate2.__version__} cannot run on this GPU ({e}; compute type "
+            f"{compute_type}). PyPI's CTranslate2 wheels need CUDA 12's cuBLAS: install "
+            "nvidia-cublas-cu12 and put its lib/ folder on LD_LIBRARY_PATH, or serve with "
+            "--backend hf, or run CTranslate2 on the CPU (--device cpu)."
+        ) from e
+
+
 def _auto_device(device: str) -> str:
     if device != "auto":
         return device
@@ -325,6 +387,10 @@ class HFBackend(Backend):
     @property
     def device(self) -> str:
         return str(next(self.model.parameters()).device)
+
+    @property
+    def precision(self) -> str:
+        return str(next(self.model.parameters()).dtype).removeprefix("torch.")
 
     @classmethod
     def from_spec(
@@ -416,6 +482,8 @@ class CT2Backend(Backend):
         self.model = ctranslate2.models.Whisper(
             str(path), device=device, compute_type=compute_type, intra_threads=opts.cpu_threads
         )
+        if device == "cuda":
+            _probe_ct2_cuda(self.model, compute_type)
         processor = make_processor(tok_file, n_mels=int(self.model.n_mels))
         super().__init__(processor.tokenizer, processor.feature_extractor, model_name or str(path), opts)
 
@@ -425,6 +493,10 @@ class CT2Backend(Backend):
     @property
     def device(self) -> str:
         return self._device
+
+    @property
+    def precision(self) -> str:
+        return self.compute_type
 
     def _detect(self, features: np.ndarray) -> list[str]:
         import ctranslate2

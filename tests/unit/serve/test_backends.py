@@ -116,3 +116,51 @@ def test_deadline_stops_between_window_batches(backends: tuple[HFBackend, CT2Bac
     with pytest.raises(DeadlineExceeded, match="stopped after 0 of 3 windows"):
         hf.transcribe_batch([clips()[1]], deadline=time.monotonic() - 1.0)
     assert hf.transcribe_batch([clips()[0]], deadline=time.monotonic() + 600)[0].text
+
+
+def test_ct2_cuda_probe_turns_a_missing_cublas_into_advice() -> None:
+    """PyPI CTranslate2 needs CUDA 12's cuBLAS; the probe fails the start with what to do."""
+    from whisper_tune.serve.backends import _probe_ct2_cuda
+
+    class NoCublas:
+        n_mels = 80
+
+        def encode(self, x: object, to_cpu: bool = False) -> None:
+            raise RuntimeError("Library libcublas.so.12 is not found or cannot be loaded")
+
+    with pytest.raises(UserError) as err:
+        _probe_ct2_cuda(NoCublas(), "float16")
+    msg = str(err.value)
+    assert "libcublas.so.12" in msg and "compute type float16" in msg
+    assert "nvidia-cublas-cu12" in msg and "--backend hf" in msg and "--device cpu" in msg
+
+
+def test_ct2_cuda_probe_passes_a_working_model(toy_ct2_dir: Path) -> None:
+    import ctranslate2
+
+    from whisper_tune.serve.backends import _probe_ct2_cuda
+
+    _probe_ct2_cuda(ctranslate2.models.Whisper(str(toy_ct2_dir), device="cpu"), "float32")
+
+
+def test_stats_count_batches_windows_and_time(backends: tuple[HFBackend, CT2Backend]) -> None:
+    _, ct2 = backends
+    before = dict(ct2.stats)
+    ct2.transcribe_batch(clips())  # 1 + 3 + 1 windows, batch size 4 -> 2 model calls
+    assert ct2.stats["windows"] - before["windows"] == 5
+    assert ct2.stats["batches"] - before["batches"] == 2
+    assert ct2.stats["features_s"] > before["features_s"] and ct2.stats["model_s"] > before["model_s"]
+
+
+def test_feature_device_follows_the_model_and_falls_back_without_cuda(
+    backends: tuple[HFBackend, CT2Backend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    hf, _ = backends
+    assert hf._feature_device() == "cpu"  # model on the CPU
+    monkeypatch.setattr(hf.opts, "feature_device", "cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert hf._feature_device() == "cpu"  # asked for CUDA on a machine without it: no crash
+    [t] = hf.transcribe_batch([clips()[0]])
+    assert t.text
