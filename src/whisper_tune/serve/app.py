@@ -1,9 +1,14 @@
 """The Ray Serve application: an OpenAI-compatible transcription endpoint and a web page.
 
 Why this shape:
-- One deployment whose FastAPI ingress also owns the model, so ``@serve.batch`` can
-  gather concurrent requests of one replica into a single forward pass without an extra
-  network hop; replicas scale out with ``--replicas`` and take a GPU each when present.
+- Two deployments: ``Transcriber``, the FastAPI ingress (auth, limits, multipart parsing,
+  audio decoding, response formats; CPU only), and ``Model``, which owns the backend and
+  gathers concurrent requests into one forward pass with ``@serve.batch``. With a single
+  deployment, Transformers' Python-heavy ``generate`` loop and the HTTP work shared one
+  process and its GIL: on an H100 the Transformers backend fell to ~1.8 windows a batch and
+  ~30 audio-s/s at concurrency 32 although it runs ~600 audio-s/s in-process at batch 32
+  (bench/serve_profile.py). Replicas of both scale with ``--replicas``; a ``Model`` replica
+  takes a GPU when the cluster has one.
 - Limits are enforced before any expensive work: the body size from Content-Length and
   then by counting streamed bytes (413, before parsing or decoding), the content checked
   by decoding (415 not audio, 400 empty), a bounded queue in Serve
@@ -41,13 +46,19 @@ from whisper_tune.serve.backends import (
     DeadlineExceeded,
     UnsupportedLanguageError,
     load_backend,
+    normalize_language,
 )
 from whisper_tune.serve.formats import MEDIA_TYPES, RESPONSE_FORMATS, render
 from whisper_tune.serve.types import Transcript
 
-__all__ = ["ServeOptions", "Transcriber", "build_app", "hash_api_key"]
+__all__ = ["Model", "ServeOptions", "Transcriber", "build_app", "hash_api_key"]
 
 log = logging.getLogger(__name__)
+
+
+def run_inline(inline_model: bool | None, device: str) -> bool:
+    """ServeOptions.inline_model resolved for a backend on ``device``."""
+    return device.startswith("cuda") if inline_model is None else inline_model
 
 
 def hash_api_key(key: str) -> str:
@@ -64,7 +75,13 @@ class ServeOptions:
     api_key_sha256: str | None = None  # set -> every /v1/ call needs "Authorization: Bearer <key>"
     max_body_mb: float = 25.0
     max_batch_size: int = 8
-    batch_wait_s: float = 0.05
+    batch_wait_s: float = 0.01  # how long a batch waits to fill; a lone request pays it as latency
+    # run the backend on the replica's event loop instead of a worker thread: requests that arrive
+    # during a batch queue up and form the next, bigger batch, instead of trickling in while the
+    # loop competes for the GIL with Python-heavy decoding; Model's other methods (health) wait
+    # meanwhile. None: inline on a GPU (a batch takes well under a second), threaded on a CPU
+    # (a 1-hour call takes minutes there and would outlast the health-check timeout).
+    inline_model: bool | None = None
     max_ongoing_requests: int = 16  # per replica; >= max_batch_size so batches can fill
     max_queued_requests: int = 32  # beyond this Serve answers 503 + Retry-After
     retry_after_s: int = 2
@@ -83,6 +100,14 @@ class _Job:
     prompt: str | None
     timestamps: bool
     deadline: float  # time.monotonic() after which nobody waits for the result
+
+
+@dataclass
+class _Failure:
+    """A request the model could not serve: ``deadline`` (-> 408) or ``server`` (-> 500)."""
+
+    kind: str
+    message: str
 
 
 def _error(
@@ -104,22 +129,22 @@ def _page() -> str:
 api = FastAPI(title="whisper-tune", description="OpenAI-compatible Whisper transcription", docs_url="/docs")
 
 
-@serve.deployment(name="Transcriber", health_check_period_s=10, health_check_timeout_s=60)
-@serve.ingress(api)
-class Transcriber:
-    """One replica: a loaded backend, a request batcher and the HTTP routes."""
+@serve.deployment(name="Model", health_check_period_s=10, health_check_timeout_s=60)
+class Model:
+    """One loaded backend and its request batcher; the GPU side of the service."""
 
     def __init__(self, opts: ServeOptions) -> None:
         self.opts = opts
         self.backend: Backend = load_backend(opts.model, opts.backend, opts.backend_options, opts.model_name)
         self.backend.warmup()
-        self.model_name = self.backend.model_name
-        self.created = int(time.time())
+        self._inline = run_inline(opts.inline_model, self.backend.device)
         self._failures = 0
         self._broken: str | None = None
         self._batched.set_max_batch_size(opts.max_batch_size)  # type: ignore[attr-defined]
         self._batched.set_batch_wait_timeout_s(opts.batch_wait_s)  # type: ignore[attr-defined]
-        log.info("replica ready: %s (%s on %s)", self.model_name, self.backend.kind, self.backend.device)
+        log.info(
+            "model ready: %s (%s on %s)", self.backend.model_name, self.backend.kind, self.backend.device
+        )
 
     # -- health ---------------------------------------------------------------------------------------
     def check_health(self) -> None:
@@ -133,6 +158,69 @@ class Transcriber:
         log.error("batch failed (%d in a row): %s", self._failures, text)
         if "CUDA" in text or "out of memory" in text or self._failures >= self.opts.health_failures:
             self._broken = text
+
+    async def info(self) -> dict[str, Any]:
+        """What the ingress reports and needs to validate requests (never raises)."""
+        b = self.backend
+        return {
+            "status": "unhealthy" if self._broken else "ok",
+            "reason": self._broken,
+            "model": b.model_name,
+            "backend": b.kind,
+            "device": b.device,
+            "precision": b.precision,
+            "multilingual": b.multilingual,
+            "stats": {k: round(v, 3) for k, v in b.stats.items()},
+        }
+
+    async def transcribe(self, job: _Job) -> Transcript | _Failure:
+        return await self._batched(job)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    async def _batched(self, jobs: list[_Job]) -> list[Transcript | _Failure]:
+        """Requests of one batch that share options go through the model together."""
+        groups: dict[tuple[str | None, str | None, bool], list[int]] = defaultdict(list)
+        for i, j in enumerate(jobs):
+            groups[(j.language, j.prompt, j.timestamps)].append(i)
+        results: list[Transcript | _Failure] = [_Failure("server", "not run")] * len(jobs)
+        for (language, prompt, ts), idxs in groups.items():
+            deadline = max(jobs[i].deadline for i in idxs)  # work on while anyone still waits
+            args = ([jobs[i].audio for i in idxs], language, prompt, ts, deadline)
+            try:
+                if self._inline:
+                    outs = self.backend.transcribe_batch(*args)
+                else:
+                    outs = await asyncio.to_thread(self.backend.transcribe_batch, *args)
+            except DeadlineExceeded as exc:  # the callers already got 408; not a backend fault
+                for i in idxs:
+                    results[i] = _Failure("deadline", str(exc))
+                continue
+            except Exception as exc:  # reported per request as 500; repeated failures fail check_health
+                self._note_failure(exc)
+                for i in idxs:
+                    results[i] = _Failure("server", f"{type(exc).__name__}: {exc}")
+                continue
+            self._failures = 0
+            for i, out in zip(idxs, outs, strict=True):
+                results[i] = out
+        return results
+
+
+@serve.deployment(name="Transcriber")
+@serve.ingress(api)
+class Transcriber:
+    """The HTTP side: routes, API key, limits, decoding; hands audio to ``Model``."""
+
+    def __init__(self, opts: ServeOptions, model: Any) -> None:
+        self.opts = opts
+        self.model = model  # DeploymentHandle of Model
+        self.created = int(time.time())
+        self._info: dict[str, Any] | None = None
+
+    async def _model_info(self) -> dict[str, Any]:
+        if self._info is None:
+            self._info = await self.model.info.remote()
+        return self._info
 
     # -- auth -----------------------------------------------------------------------------------------
     def _auth(self, request: Request) -> Response | None:
@@ -156,23 +244,25 @@ class Transcriber:
         return HTMLResponse(_page())
 
     @api.get("/healthz")
-    async def healthz(self) -> JSONResponse:
-        body = {
-            "status": "unhealthy" if self._broken else "ok",
-            "model": self.model_name,
-            "backend": self.backend.kind,
-            "device": self.backend.device,
-        }
-        if self._broken:
-            body["reason"] = self._broken
-        return JSONResponse(body, status_code=503 if self._broken else 200)
+    async def healthz(self, request: Request) -> JSONResponse:
+        """Liveness for load balancers; ``?stats=1`` adds a Model replica's time split (features/model)."""
+        try:
+            info = await asyncio.wait_for(self.model.info.remote(), timeout=30)
+        except Exception as exc:  # the model replica is down or restarting
+            return JSONResponse({"status": "unavailable", "reason": f"{type(exc).__name__}: {exc}"}, 503)
+        body = {k: info[k] for k in ("status", "model", "backend", "device", "precision")}
+        if info["reason"]:
+            body["reason"] = info["reason"]
+        if request.query_params.get("stats"):
+            body["stats"] = info["stats"]
+        return JSONResponse(body, status_code=503 if info["reason"] else 200)
 
     @api.get("/v1/models")
     async def models(self, request: Request) -> Response:
         if (denied := self._auth(request)) is not None:
             return denied
         entry = {
-            "id": self.model_name,
+            "id": (await self._model_info())["model"],
             "object": "model",
             "created": self.created,
             "owned_by": "whisper-tune",
@@ -263,8 +353,11 @@ class Transcriber:
             )
         language = str(form.get("language") or "") or None
         prompt = str(form.get("prompt") or "") or None
+        info = await self._model_info()
         try:
-            language = self.backend.check_language(language)
+            language = normalize_language(
+                language, multilingual=info["multilingual"], model_name=info["model"]
+            )
         except UnsupportedLanguageError as exc:
             return _error(400, str(exc), param="language")
         data = await upload.read()
@@ -278,52 +371,22 @@ class Transcriber:
             return _error(415, str(exc), type_="unsupported_media_type", param="file")
         except EmptyAudioError as exc:
             return _error(400, str(exc), param="file")
-        result = await self._batched(
+        result = await self.model.transcribe.remote(
             _Job(audio, language, prompt, fmt in ("verbose_json", "srt", "vtt"), deadline)
         )
-        if isinstance(result, BaseException):
-            return _error(
-                500, f"transcription failed: {type(result).__name__}: {result}", type_="server_error"
-            )
+        if isinstance(result, _Failure):
+            if result.kind == "deadline":
+                return _error(
+                    408, f"the request did not finish in time: {result.message}", type_="timeout_error"
+                )
+            return _error(500, f"transcription failed: {result.message}", type_="server_error")
         rendered = render(result, fmt)
-        headers = {"X-Whisper-Tune-Model": self.model_name}
+        headers = {"X-Whisper-Tune-Model": info["model"]}
         if isinstance(rendered, dict):
             if fmt == "verbose_json":
-                rendered["model"] = self.model_name
+                rendered["model"] = info["model"]
             return JSONResponse(rendered, headers=headers)
         return PlainTextResponse(rendered, media_type=MEDIA_TYPES[fmt], headers=headers)
-
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
-    async def _batched(self, jobs: list[_Job]) -> list[Transcript | BaseException]:
-        """Requests of one batch that share options go through the model together."""
-        groups: dict[tuple[str | None, str | None, bool], list[int]] = defaultdict(list)
-        for i, j in enumerate(jobs):
-            groups[(j.language, j.prompt, j.timestamps)].append(i)
-        results: list[Transcript | BaseException] = [RuntimeError("not run")] * len(jobs)
-        for (language, prompt, ts), idxs in groups.items():
-            deadline = max(jobs[i].deadline for i in idxs)  # work on while anyone still waits
-            try:
-                outs = await asyncio.to_thread(
-                    self.backend.transcribe_batch,
-                    [jobs[i].audio for i in idxs],
-                    language,
-                    prompt,
-                    ts,
-                    deadline,
-                )
-            except DeadlineExceeded as exc:  # the callers already got 408; not a backend fault
-                for i in idxs:
-                    results[i] = exc
-                continue
-            except Exception as exc:  # reported per request as 500; repeated failures fail check_health
-                self._note_failure(exc)
-                for i in idxs:
-                    results[i] = exc
-                continue
-            self._failures = 0
-            for i, out in zip(idxs, outs, strict=True):
-                results[i] = out
-        return results
 
 
 def _cluster_gpus() -> float:
@@ -340,18 +403,26 @@ def _cluster_gpus() -> float:
 
 
 def build_app(opts: ServeOptions) -> Any:
-    """The bound Serve application for ``serve.run`` (one deployment, ``opts.replicas`` replicas)."""
+    """The bound Serve application for ``serve.run``: ``opts.replicas`` of the ingress and of the model."""
     num_gpus = opts.num_gpus if opts.num_gpus is not None else (1.0 if _cluster_gpus() > 0 else 0.0)
-    actor_options: dict[str, Any] = {}
+    model_actor: dict[str, Any] = {}
+    ingress_actor: dict[str, Any] = {}
     if num_gpus:
-        actor_options["num_gpus"] = num_gpus
+        model_actor["num_gpus"] = num_gpus
     if opts.num_cpus is not None:
-        actor_options["num_cpus"] = opts.num_cpus
-    deployment = Transcriber.options(  # type: ignore[attr-defined]
+        model_actor["num_cpus"] = opts.num_cpus
+        ingress_actor["num_cpus"] = opts.num_cpus
+    model = Model.options(  # type: ignore[attr-defined]
+        num_replicas=opts.replicas,
+        # every request the ingress admits may wait here, so batches can fill
+        max_ongoing_requests=max(opts.max_ongoing_requests, 2 * opts.max_batch_size, 1),
+        ray_actor_options=model_actor,
+    ).bind(opts)
+    ingress = Transcriber.options(  # type: ignore[attr-defined]
         num_replicas=opts.replicas,
         max_ongoing_requests=max(opts.max_ongoing_requests, 1),
         max_queued_requests=opts.max_queued_requests,
         backpressure_config={"status_code": 503, "retry_after_s": opts.retry_after_s},
-        ray_actor_options=actor_options,
+        ray_actor_options=ingress_actor,
     )
-    return deployment.bind(opts)
+    return ingress.bind(opts, model)

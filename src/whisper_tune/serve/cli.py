@@ -14,11 +14,14 @@ import logging
 import os
 import signal
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from whisper_tune.errors import UserError
 
-__all__ = ["register", "run_serve", "check_bind", "is_loopback"]
+if TYPE_CHECKING:
+    from whisper_tune.serve.app import ServeOptions
+
+__all__ = ["register", "run_serve", "serve_options", "check_bind", "is_loopback"]
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +74,27 @@ def register(subparsers: Any) -> None:
         "--max-body-mb", type=float, default=25.0, help="largest accepted request body (413 above)"
     )
     p.add_argument("--max-batch-size", type=int, default=8)
+    p.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=10.0,
+        help="how long a batch waits for more requests (a lone request pays it as latency)",
+    )
     p.add_argument("--max-queued", type=int, default=32, help="queued requests before 503 + Retry-After")
     p.add_argument("--timeout-s", type=float, default=300.0, help="per-request deadline (408 after it)")
+    p.add_argument(
+        "--inline-model",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="run the model on the replica's event loop (bigger batches) instead of a thread; "
+        "auto: on for GPUs, off for CPUs (long files would outlast health checks)",
+    )
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where replicas run the model: auto (a GPU each when the cluster has GPUs), cpu, cuda",
+    )
     p.add_argument(
         "--compute-type", default="auto", help="CT2: auto (int8 CPU / float16 GPU), int8, float16, ..."
     )
@@ -83,31 +105,46 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run_serve)
 
 
-def run_serve(args: argparse.Namespace) -> int:
-    from whisper_tune.serve.app import ServeOptions, build_app, hash_api_key
+def serve_options(args: argparse.Namespace) -> ServeOptions:
+    """Check the arguments (bind rule included) and turn them into the deployment's options."""
+    from whisper_tune.serve.app import ServeOptions, hash_api_key
     from whisper_tune.serve.backends import BackendOptions
 
     if args.replicas < 1:
         raise UserError(f"--replicas must be >= 1, got {args.replicas}")
+    if args.batch_wait_ms < 0:
+        raise UserError(f"--batch-wait-ms must be >= 0, got {args.batch_wait_ms}")
     if args.max_body_mb <= 0:
         raise UserError(f"--max-body-mb must be > 0, got {args.max_body_mb}")
     key = check_bind(args.host, args.api_key_env)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    opts = ServeOptions(
+    return ServeOptions(
         model=args.model,
         backend=args.backend,
         model_name=args.name,
         api_key_sha256=hash_api_key(key) if key else None,
         max_body_mb=args.max_body_mb,
         max_batch_size=args.max_batch_size,
+        batch_wait_s=args.batch_wait_ms / 1000.0,
+        inline_model={"auto": None, "on": True, "off": False}[args.inline_model],
         max_ongoing_requests=max(16, 2 * args.max_batch_size),
         max_queued_requests=args.max_queued,
         request_timeout_s=args.timeout_s,
         replicas=args.replicas,
+        num_gpus=0.0 if args.device == "cpu" else None,  # None: one GPU a replica when present
         backend_options=BackendOptions(
-            dtype=args.dtype, compute_type=args.compute_type, batch_size=args.max_batch_size
+            device=args.device,
+            dtype=args.dtype,
+            compute_type=args.compute_type,
+            batch_size=args.max_batch_size,
         ),
     )
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from whisper_tune.serve.app import build_app
+
+    opts = serve_options(args)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import ray
     from ray import serve
 

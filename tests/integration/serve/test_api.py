@@ -56,7 +56,10 @@ def test_models_health_page(serve_env: ServeEnv) -> None:
     client = OpenAI(base_url=serve_env.url("ct2", "/v1"), api_key="x", max_retries=0)
     assert [m.id for m in client.models.list()] == ["tiny.en"]
     h = httpx.get(serve_env.url("ct2", "/healthz"), timeout=30).json()
-    assert h == {"status": "ok", "model": "tiny.en", "backend": "ct2", "device": "cpu"}
+    assert h == {"status": "ok", "model": "tiny.en", "backend": "ct2", "device": "cpu", "precision": "int8"}
+    stats = httpx.get(serve_env.url("ct2", "/healthz?stats=1"), timeout=30).json()["stats"]
+    assert set(stats) == {"batches", "windows", "features_s", "model_s"}
+    assert stats["batches"] >= 1 and stats["windows"] >= stats["batches"]  # the warm-up at least
     page = httpx.get(serve_env.url("hf", "/"), timeout=30)
     assert page.status_code == 200 and "MediaRecorder" in page.text and 'id="transcript"' in page.text
 

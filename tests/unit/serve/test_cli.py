@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
 from whisper_tune.cli import main
 from whisper_tune.errors import UserError
-from whisper_tune.serve.cli import check_bind, is_loopback
+from whisper_tune.serve.cli import check_bind, is_loopback, register, serve_options
 
 
 def test_loopback_detection() -> None:
@@ -40,3 +42,23 @@ def test_cli_refuses_public_bind_before_starting_anything(capsys: pytest.Capture
 def test_cli_rejects_bad_numbers(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--model", "tiny.en", "--replicas", "0"]) == 2
     assert "--replicas must be >= 1" in capsys.readouterr().err
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    return parser.parse_args(["serve", "--model", "tiny.en", *argv])
+
+
+def test_device_choice_reaches_serve_and_the_backend() -> None:
+    """``--device cpu`` asks Serve for no GPU and keeps the backend on the CPU; auto leaves both open."""
+    cpu = serve_options(_parse("--device", "cpu", "--backend", "ct2", "--compute-type", "int8"))
+    assert cpu.num_gpus == 0.0 and cpu.backend_options.device == "cpu"
+    assert cpu.backend == "ct2" and cpu.backend_options.compute_type == "int8"
+    auto = serve_options(_parse())
+    assert auto.num_gpus is None and auto.backend_options.device == "auto"
+    assert auto.inline_model is None and auto.batch_wait_s == pytest.approx(0.01)
+    knobs = serve_options(_parse("--inline-model", "off", "--batch-wait-ms", "40"))
+    assert knobs.inline_model is False and knobs.batch_wait_s == pytest.approx(0.04)
+    with pytest.raises(SystemExit):
+        _parse("--device", "tpu")
