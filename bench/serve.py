@@ -68,6 +68,16 @@ def percentile(xs: list[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
+def load_clips(clips_dir: Path) -> list[np.ndarray]:
+    """WAV files saved by ``--save-clips`` (for machines without espeak-ng, e.g. the GPU one)."""
+    from whisper_tune.serve.audio import decode_audio_bytes
+
+    files = sorted(clips_dir.glob("*.wav"))
+    if not files:
+        sys.exit(f"{clips_dir}: no .wav files")
+    return [decode_audio_bytes(f.read_bytes()) for f in files]
+
+
 def make_clips(voices: list[str]) -> list[np.ndarray]:
     from whisper_tune.serve.audio import decode_audio_bytes
 
@@ -141,14 +151,19 @@ def bench_endpoint(url: str, clips: list[np.ndarray], concurrency: int, n_reques
 
 
 def bench_pipeline(
-    model_spec: str, clips: list[np.ndarray], n_requests: int, batch_size: int, device: str
+    model_spec: str, clips: list[np.ndarray], n_requests: int, batch_size: int, device: str, dtype: str
 ) -> Row:
     import torch
     from transformers import pipeline
 
     from whisper_tune.models import load_model
 
-    model, processor = load_model(model_spec, dtype="auto", device=device, attn_implementation="sdpa")
+    model, processor = load_model(
+        model_spec,
+        dtype=dtype if dtype == "auto" else getattr(torch, dtype),
+        device=device,
+        attn_implementation="sdpa",
+    )
     asr = pipeline(
         "automatic-speech-recognition",
         model=model,
@@ -168,9 +183,21 @@ def bench_pipeline(
         latencies += [time.perf_counter() - tb] * len(chunk)  # each request waits for its whole batch
     wall = time.perf_counter() - t0
     audio = sum(len(clips[i % len(clips)]) / SR for i in range(n_requests))
+    kind = str(model.dtype).removeprefix("torch.")
     return row(
-        f"transformers pipeline ({device}, in-process)", f"batch {batch_size}", latencies, audio, wall, 0
+        f"transformers pipeline ({device} {kind}, in-process)",
+        f"batch {batch_size}",
+        latencies,
+        audio,
+        wall,
+        0,
     )
+
+
+def precision(health_url: str) -> str:
+    import httpx
+
+    return str(httpx.get(health_url, timeout=60).json().get("precision", ""))
 
 
 def free_port() -> int:
@@ -221,54 +248,103 @@ def main(argv: list[str] | None = None) -> int:
         "--requests", type=int, default=32, help="requests per concurrency level (at least the level)"
     )
     ap.add_argument("--max-batch-size", type=int, default=8)
+    ap.add_argument("--batch-wait-ms", type=float, default=10.0)
+    ap.add_argument(
+        "--inline-model", choices=("auto", "on", "off"), default="auto", help="ServeOptions.inline_model"
+    )
     ap.add_argument("--baseline-batch-sizes", default="1,8")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--voices", default="en-us,en-gb,en-us+f3,en-gb-scotland")
+    ap.add_argument("--clips-dir", type=Path, default=None, help="read the clips from WAVs here instead")
+    ap.add_argument("--save-clips", type=Path, default=None, help="write the clips as WAVs here and stop")
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda (both backends and the baseline)")
+    ap.add_argument(
+        "--dtype", default="auto", help="HF backend and baseline: auto | float16 | bfloat16 | ..."
+    )
+    ap.add_argument(
+        "--compute-type", default="auto", help="CT2: auto (int8 CPU, float16 GPU) | int8_float16 | ..."
+    )
     ap.add_argument("--out", default="bench_serve.json")
     ap.add_argument(
         "--note", default="", help="free text stored in the JSON (e.g. 'CPU shared with other jobs')"
     )
     args = ap.parse_args(argv)
 
+    import httpx
     import ray
     from ray import serve
 
     from whisper_tune.serve.app import ServeOptions, build_app
     from whisper_tune.serve.backends import BackendOptions
 
-    clips = make_clips(args.voices.split(","))
+    clips = load_clips(args.clips_dir) if args.clips_dir else make_clips(args.voices.split(","))
+    if args.save_clips:
+        args.save_clips.mkdir(parents=True, exist_ok=True)
+        for i, clip in enumerate(clips):
+            (args.save_clips / f"clip{i:02d}.wav").write_bytes(wav_bytes(clip))
+        print(f"wrote {len(clips)} clips to {args.save_clips}")
+        return 0
     mean_clip = sum(len(c) for c in clips) / len(clips) / SR
     levels = [int(c) for c in args.concurrency.split(",") if c]
     rows: list[Row] = []
-    device = "cuda" if machine()["cuda"] else "cpu"
+    device = args.device if args.device != "auto" else ("cuda" if machine()["cuda"] else "cpu")
 
     if not args.no_baseline:
         for bs in [int(b) for b in args.baseline_batch_sizes.split(",") if b]:
-            rows.append(bench_pipeline(args.model, clips, args.requests, bs, device))
+            rows.append(bench_pipeline(args.model, clips, args.requests, bs, device, args.dtype))
             print(to_markdown(rows[-1:]).splitlines()[-1], flush=True)
 
-    port = free_port()
+    kinds: dict[str, str] = {}
+    failures: dict[str, str] = {}
+    stats: dict[str, Any] = {}
     ray.init(include_dashboard=False, log_to_driver=False)
     try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        for attempt in range(3):  # a free port can be taken between the probe and Serve's bind
+            port = free_port()
+            try:
+                serve.start(http_options={"host": "127.0.0.1", "port": port})
+                break
+            except Exception as e:
+                print(f"serve.start on port {port} failed ({e}); retrying", file=sys.stderr)
+                serve.shutdown()
+                if attempt == 2:
+                    raise
         for backend in [b for b in args.backends.split(",") if b]:
             opts = ServeOptions(
                 model=args.model,
                 backend=backend,
                 max_batch_size=args.max_batch_size,
+                batch_wait_s=args.batch_wait_ms / 1000.0,
+                inline_model={"auto": None, "on": True, "off": False}[args.inline_model],
                 max_ongoing_requests=max(64, 2 * max(levels)),
                 max_queued_requests=4 * max(levels),
                 request_timeout_s=600,
-                backend_options=BackendOptions(batch_size=args.max_batch_size),
+                num_gpus=0.0 if device == "cpu" else None,
+                backend_options=BackendOptions(
+                    device=device,
+                    dtype=args.dtype,
+                    compute_type=args.compute_type,
+                    batch_size=args.max_batch_size,
+                ),
             )
-            serve.run(build_app(opts), name=f"bench-{backend}", route_prefix=f"/{backend}")
+            try:
+                serve.run(build_app(opts), name=f"bench-{backend}", route_prefix=f"/{backend}")
+            except Exception as e:  # e.g. CTranslate2 without a usable cuBLAS: report, go on
+                failures[backend] = f"{type(e).__name__}: {e}"[:2000]
+                print(f"serve {backend}: deployment failed: {failures[backend]}", file=sys.stderr, flush=True)
+                serve.delete(f"bench-{backend}")
+                continue
             url = f"http://127.0.0.1:{port}/{backend}/v1/audio/transcriptions"
             bench_endpoint(url, clips, 1, 2, "warm-up")
+            kinds[backend] = precision(f"http://127.0.0.1:{port}/{backend}/healthz")
             for c in levels:
                 n = max(args.requests, c)
-                label = f"serve {backend} ({'int8' if backend == 'ct2' and device == 'cpu' else device})"
+                label = f"serve {backend} ({device} {kinds.get(backend, '')})".replace(" )", ")")
                 rows.append(bench_endpoint(url, clips, c, n, label))
                 print(to_markdown(rows[-1:]).splitlines()[-1], flush=True)
+            stats[backend] = httpx.get(
+                f"http://127.0.0.1:{port}/{backend}/healthz?stats=1", timeout=60
+            ).json()
             serve.delete(f"bench-{backend}")
     finally:
         serve.shutdown()
@@ -281,6 +357,10 @@ def main(argv: list[str] | None = None) -> int:
         "max_batch_size": args.max_batch_size,
         "note": args.note,
         "rows": [asdict(r) for r in rows],
+        "failed_backends": failures,
+        "replica_stats": stats,  # cumulative over all levels: features vs model time in the replica
+        "batch_wait_ms": args.batch_wait_ms,
+        "inline_model": args.inline_model,
     }
     Path(args.out).write_text(json.dumps(result, indent=2))
     print()
@@ -288,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         f"model {args.model}, {len(clips)} espeak-ng clips (mean {mean_clip:.1f} s), device {device}, {machine()}"
     )
     print(to_markdown(rows))
+    for backend, why in failures.items():
+        print(f"\nbackend {backend} did not start: {why}")
     print(f"\nwrote {args.out}")
     return 0
 
