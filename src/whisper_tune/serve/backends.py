@@ -357,6 +357,23 @@ def _auto_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+class _QuietLengthClash(logging.Filter):
+    """Drops Transformers' per-call "Both `max_new_tokens` and `max_length` seem to have been set".
+
+    Whisper's generation config carries ``max_length=448`` and we pass ``max_new_tokens``
+    (OpenAI's 224-token cap) on purpose; the warning repeated on every batch of a server.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "seem to have been set" not in record.getMessage()
+
+
+def _quiet_generation_warnings() -> None:
+    gen_log = logging.getLogger("transformers.generation.utils")
+    if not any(isinstance(f, _QuietLengthClash) for f in gen_log.filters):
+        gen_log.addFilter(_QuietLengthClash())
+
+
 class HFBackend(Backend):
     """Transformers ``WhisperForConditionalGeneration`` (SDPA attention), greedy decoding."""
 
@@ -366,6 +383,7 @@ class HFBackend(Backend):
         self, model: Any, processor: Any, model_name: str, opts: BackendOptions | None = None
     ) -> None:
         self.model = model.eval()
+        _quiet_generation_warnings()
         gc = self.model.generation_config
         tok = processor.tokenizer
         # Some saved generation configs (random-init, converted ones) lack what timestamp decoding needs.

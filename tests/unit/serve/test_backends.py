@@ -164,3 +164,28 @@ def test_feature_device_follows_the_model_and_falls_back_without_cuda(
     assert hf._feature_device() == "cpu"  # asked for CUDA on a machine without it: no crash
     [t] = hf.transcribe_batch([clips()[0]])
     assert t.text
+
+
+def test_hf_backend_does_not_warn_about_its_token_cap_on_every_batch(
+    backends: tuple[HFBackend, CT2Backend],
+) -> None:
+    import logging
+
+    hf, _ = backends
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    gen_log = logging.getLogger("transformers.generation.utils")  # Transformers does not propagate
+    handler = Keep(level=logging.WARNING)
+    gen_log.addHandler(handler)
+    try:
+        hf.transcribe_batch([clips()[0]])
+        hf.transcribe_batch([clips()[2]])
+        gen_log.warning("an unrelated warning still gets through")
+    finally:
+        gen_log.removeHandler(handler)
+    assert not [m for m in seen if "seem to have been set" in m]
+    assert "an unrelated warning still gets through" in seen
