@@ -116,14 +116,29 @@ def _init_ray(cfg: JobConfig) -> tuple[bool, dict[str, float]]:
     if cfg.run.ray_address:
         ray.init(address=cfg.run.ray_address, runtime_env={"env_vars": env} if env else None)
     else:
+        # The dashboard (on loopback, a free port) also serves Ray's State API, which Train V2's
+        # placement-group cleaner polls every second: without it, it logs "Failed to query Ray
+        # Train Controller actor state" each time and could not clean up after a crashed driver.
+        port = _free_loopback_port()
         ray.init(
             address="local",
-            include_dashboard=False,
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            dashboard_port=port,
             _node_ip_address="127.0.0.1",
             num_cpus=os.cpu_count() or 1,
             logging_level=logging.WARNING,
         )
+        log.info("Ray dashboard: http://127.0.0.1:%d", port)
     return True, dict(ray.cluster_resources())
+
+
+def _free_loopback_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _prepare_data(cfg: JobConfig, run_dir: Path) -> None:
