@@ -7,6 +7,10 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 SYSSTAMP:= $(VENV)/.system-packages
 TORCH   ?= torch==2.13.0
+# Where the CPU torch comes from. Empty: pip's configured indexes (this workplace's mirror serves the
+# CPU build). On public PyPI, Linux torch wheels are CUDA builds (several GB): pass
+#   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
 EXTRAS  ?= dev,datasets,s3
 PYTEST_ARGS ?=
 
@@ -18,7 +22,8 @@ $(BIN)/python:
 
 # The CPU build of torch is pinned first so nothing pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
+	@$(BIN)/python -c 'import torch; c = torch.version.cuda; print("torch", torch.__version__, "(CPU build)" if c is None else f"(CUDA {c} build: for a CPU-only machine set TORCH_INDEX, see the Makefile)")'
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
