@@ -33,6 +33,38 @@ def _plt() -> Any:
     return plt
 
 
+MAX_BARS = 15  # groups per panel; larger fields (speakers) show their highest-WER values
+ROW_INCHES = 18.0  # panels wrap onto a new row beyond this width
+
+
+def _pack_rows(widths: list[float], limit: float) -> list[list[int]]:
+    rows: list[list[int]] = [[]]
+    used = 0.0
+    for i, w in enumerate(widths):
+        if rows[-1] and used + w > limit:
+            rows.append([])
+            used = 0.0
+        rows[-1].append(i)
+        used += w
+    return rows
+
+
+def _panels(
+    groups: dict[str, dict[str, dict[str, Any]]], overall: dict[str, float], rank_by: str
+) -> list[tuple[str, dict[str, dict[str, Any]]]]:
+    """(title, values) per panel: ``overall`` first, then each non-empty field, capped at MAX_BARS."""
+    panels: list[tuple[str, dict[str, dict[str, Any]]]] = [("overall", {"all": dict(overall)})]
+    for field, values in groups.items():
+        if not values:
+            continue
+        if len(values) > MAX_BARS:
+            worst = sorted(values, key=lambda v: -float(values[v].get(rank_by) or 0.0))[:MAX_BARS]
+            panels.append((f"{field} ({MAX_BARS} highest of {len(values)})", {v: values[v] for v in worst}))
+        else:
+            panels.append((field, values))
+    return panels
+
+
 def plot_wer_by_group(
     groups: dict[str, dict[str, dict[str, Any]]],
     path: str | Path,
@@ -44,22 +76,29 @@ def plot_wer_by_group(
     """One bar panel per group field (plus an ``overall`` panel); one bar per series.
 
     ``groups``: field -> value -> {series key: WER fraction, ...}; ``overall``: series key -> WER.
+    Panels wrap into rows of at most ``ROW_INCHES``; a field with more than ``MAX_BARS`` values
+    shows the ``MAX_BARS`` with the highest WER of the last series (the full table is in
+    report.md), so a per-speaker breakdown stays readable.
     """
     import numpy as np
 
     plt = _plt()
-    panels: list[tuple[str, dict[str, dict[str, Any]]]] = [("overall", {"all": overall})]
-    panels += [(k, v) for k, v in groups.items() if v]
-    widths = [max(2.5, 0.7 * len(v) * len(series) + 1.2) for _, v in panels]
-    fig, axes = plt.subplots(
-        1,
-        len(panels),
-        figsize=(min(sum(widths), 40), 4.2),
-        squeeze=False,
-        gridspec_kw={"width_ratios": widths},
-    )
+    panels = _panels(groups, overall, series[-1])
+    widths = [min(ROW_INCHES, max(2.5, 0.7 * len(v) * len(series) + 1.2)) for _, v in panels]
+    rows = _pack_rows(widths, ROW_INCHES)
+    fig_w = max(sum(widths[i] for i in row) for row in rows)
+    fig = plt.figure(figsize=(fig_w, 4.2 * len(rows)))
+    outer = fig.add_gridspec(len(rows), 1)
+    axes = []
+    for r, row in enumerate(rows):
+        ratios = [widths[i] for i in row]
+        spare = fig_w - sum(ratios)  # an empty column keeps a short row's panels at their own width
+        inner = outer[r].subgridspec(
+            1, len(row) + (spare > 0.5), width_ratios=ratios + [spare] * (spare > 0.5)
+        )
+        axes += [fig.add_subplot(inner[0, c]) for c in range(len(row))]
     bar_w = 0.8 / len(series)
-    for ax, (name, values) in zip(axes[0], panels, strict=True):
+    for ax, (name, values) in zip(axes, panels, strict=True):
         x = np.arange(len(values))
         for j, (key, label) in enumerate(zip(series, labels, strict=True)):
             ys = [100.0 * float(values[v].get(key) or 0.0) for v in values]
@@ -76,10 +115,10 @@ def plot_wer_by_group(
         ax.set_ylabel("WER %")
         ax.margins(y=0.15)
     if len(series) > 1:
-        handles, names = axes[0][0].get_legend_handles_labels()
+        handles, names = axes[0].get_legend_handles_labels()
         fig.legend(handles, names, loc="upper right", fontsize=8)
     fig.suptitle("WER (normalized) by group")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
