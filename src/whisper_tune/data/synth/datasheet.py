@@ -16,12 +16,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from whisper_tune.data.synth.text import INTENTS, PHRASE_TERMS
+from whisper_tune.data.synth.text import INTENTS, domain_terms
 
 if TYPE_CHECKING:
     from whisper_tune.data.synth.corpus import ClipPlan, SynthConfig
 
-__all__ = ["write_outputs", "TRANSCRIPT_CONVENTION", "manifest_row", "domain_terms_from_plans"]
+__all__ = ["write_outputs", "TRANSCRIPT_CONVENTION", "manifest_row"]
 
 SPLITS = ("train", "validation", "test")
 
@@ -115,7 +115,7 @@ def write_outputs(
     speakers = {s: sorted({r["speaker"] for r in rows[s]}) for s in SPLITS}
     texts = {s: {r["text"] for r in rows[s]} for s in SPLITS}
     templates = {s: {r["template"] for r in rows[s]} for s in SPLITS}
-    terms = domain_terms_from_plans([p for p, _ in good])
+    terms = domain_terms(p for p, _ in good)
     (out / "domain_terms.txt").write_text("".join(t + "\n" for t in terms), encoding="utf-8")
     durations = [r["duration"] for s in SPLITS for r in rows[s]]
     sheet: dict[str, Any] = {
@@ -171,18 +171,6 @@ def write_outputs(
     )
     (out / "datasheet.md").write_text(_markdown(sheet), encoding="utf-8")
     return sheet
-
-
-def domain_terms_from_plans(plans: list[ClipPlan]) -> list[str]:
-    """Banking terms in the rendered clips: slot terms plus multi-word phrase terms found."""
-    found: set[str] = set()
-    for p in plans:
-        if p.domain != "banking":
-            continue
-        found.update(p.terms)
-        low = p.text.lower()
-        found.update(t for t in PHRASE_TERMS if t.lower() in low)
-    return sorted(found, key=str.lower)
 
 
 def _markdown(sheet: dict[str, Any]) -> str:

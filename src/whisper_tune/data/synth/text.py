@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from whisper_tune.data.synth import numbers as num
 from whisper_tune.data.synth.vocab import (
@@ -452,7 +453,18 @@ def generate_sentences(
     return out
 
 
-def domain_terms(utterances: list[Utterance]) -> list[str]:
+class _Termed(Protocol):
+    """An utterance or a clip plan: its domain, written text and slot terms."""
+
+    @property
+    def domain(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def terms(self) -> Sequence[str]: ...
+
+
+def domain_terms(utterances: Iterable[_Termed]) -> list[str]:
     """Sorted banking terms the corpus actually contains (slot terms + phrase terms found)."""
     found: set[str] = set()
     for u in utterances:
