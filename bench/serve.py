@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -200,12 +199,6 @@ def precision(health_url: str) -> str:
     return str(httpx.get(health_url, timeout=60).json().get("precision", ""))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def machine() -> dict[str, Any]:
     import torch
 
@@ -274,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     from ray import serve
 
+    from whisper_tune.net import free_loopback_port
     from whisper_tune.serve.app import ServeOptions, build_app
     from whisper_tune.serve.backends import BackendOptions
 
@@ -300,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     ray.init(include_dashboard=False, log_to_driver=False)
     try:
         for attempt in range(3):  # a free port can be taken between the probe and Serve's bind
-            port = free_port()
+            port = free_loopback_port()
             try:
                 serve.start(http_options={"host": "127.0.0.1", "port": port})
                 break

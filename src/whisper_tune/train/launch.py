@@ -25,6 +25,7 @@ from typing import Any
 
 from whisper_tune import runs, storage
 from whisper_tune.config import dump_yaml, load_yaml, to_dict
+from whisper_tune.net import free_loopback_port
 from whisper_tune.train.config import JobConfig, check_placement
 
 __all__ = ["TrainOutcome", "launch", "prepare_run_dir"]
@@ -119,7 +120,7 @@ def _init_ray(cfg: JobConfig) -> tuple[bool, dict[str, float]]:
         # The dashboard (on loopback, a free port) also serves Ray's State API, which Train V2's
         # placement-group cleaner polls every second: without it, it logs "Failed to query Ray
         # Train Controller actor state" each time and could not clean up after a crashed driver.
-        port = _free_loopback_port()
+        port = free_loopback_port()
         ray.init(
             address="local",
             include_dashboard=True,
@@ -131,14 +132,6 @@ def _init_ray(cfg: JobConfig) -> tuple[bool, dict[str, float]]:
         )
         log.info("Ray dashboard: http://127.0.0.1:%d", port)
     return True, dict(ray.cluster_resources())
-
-
-def _free_loopback_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _prepare_data(cfg: JobConfig, run_dir: Path) -> None:

@@ -17,7 +17,9 @@ from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
-from serve_testlib import API_KEY, ServeEnv, free_port, speech, wav_bytes
+from serve_testlib import API_KEY, ServeEnv, speech, wav_bytes
+
+from whisper_tune.net import free_loopback_port
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +55,7 @@ def serve_env(tiny_model_dir: Path) -> Iterator[ServeEnv]:
     from whisper_tune.serve.app import ServeOptions, build_app, hash_api_key
     from whisper_tune.serve.backends import BackendOptions
 
-    port = free_port()
+    port = free_loopback_port()
     # address="local": a private instance, never a cluster some earlier `ray start` left running
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 
@@ -22,12 +21,6 @@ class ServeEnv:
 
     def url(self, app: str, path: str = "") -> str:
         return f"{self.base}/{app}{path}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def speech(text: str, voice: str = "en-us") -> np.ndarray:

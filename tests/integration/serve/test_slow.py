@@ -12,7 +12,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from serve_testlib import SR, ServeEnv, free_port, speech, wav_bytes
+from serve_testlib import SR, ServeEnv, speech, wav_bytes
+
+from whisper_tune.net import free_loopback_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -49,7 +51,7 @@ def test_ten_minute_call(serve_env: ServeEnv) -> None:
 
 
 def test_cli_serves_and_stops(tiny_model_dir: Path, tmp_path: Path) -> None:
-    port = free_port()
+    port = free_loopback_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WT_KEY": "k"}
     cmd = [
         sys.executable,
