@@ -233,6 +233,8 @@ def to_markdown(rows: list[Row]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from whisper_tune.serve.cli import INLINE_MODEL_FLAGS
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="tiny.en")
     ap.add_argument("--backends", default="hf,ct2")
@@ -243,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-batch-size", type=int, default=8)
     ap.add_argument("--batch-wait-ms", type=float, default=10.0)
     ap.add_argument(
-        "--inline-model", choices=("auto", "on", "off"), default="auto", help="ServeOptions.inline_model"
+        "--inline-model", choices=tuple(INLINE_MODEL_FLAGS), default="auto", help="ServeOptions.inline_model"
     )
     ap.add_argument("--baseline-batch-sizes", default="1,8")
     ap.add_argument("--no-baseline", action="store_true")
@@ -309,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                 backend=backend,
                 max_batch_size=args.max_batch_size,
                 batch_wait_s=args.batch_wait_ms / 1000.0,
-                inline_model={"auto": None, "on": True, "off": False}[args.inline_model],
+                inline_model=INLINE_MODEL_FLAGS[args.inline_model],
                 max_ongoing_requests=max(64, 2 * max(levels)),
                 max_queued_requests=4 * max(levels),
                 request_timeout_s=600,

@@ -21,9 +21,12 @@ from whisper_tune.errors import UserError
 if TYPE_CHECKING:
     from whisper_tune.serve.app import ServeOptions
 
-__all__ = ["register", "run_serve", "serve_options", "check_bind", "is_loopback"]
+__all__ = ["INLINE_MODEL_FLAGS", "register", "run_serve", "serve_options", "check_bind", "is_loopback"]
 
 log = logging.getLogger(__name__)
+
+# --inline-model -> ServeOptions.inline_model (None: decided per replica by its device)
+INLINE_MODEL_FLAGS: dict[str, bool | None] = {"auto": None, "on": True, "off": False}
 
 
 def is_loopback(host: str) -> bool:
@@ -84,7 +87,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--timeout-s", type=float, default=300.0, help="per-request deadline (408 after it)")
     p.add_argument(
         "--inline-model",
-        choices=("auto", "on", "off"),
+        choices=tuple(INLINE_MODEL_FLAGS),
         default="auto",
         help="run the model on the replica's event loop (bigger batches) instead of a thread; "
         "auto: on for GPUs, off for CPUs (long files would outlast health checks)",
@@ -125,7 +128,7 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
         max_body_mb=args.max_body_mb,
         max_batch_size=args.max_batch_size,
         batch_wait_s=args.batch_wait_ms / 1000.0,
-        inline_model={"auto": None, "on": True, "off": False}[args.inline_model],
+        inline_model=INLINE_MODEL_FLAGS[args.inline_model],
         max_ongoing_requests=max(16, 2 * args.max_batch_size),
         max_queued_requests=args.max_queued,
         request_timeout_s=args.timeout_s,
