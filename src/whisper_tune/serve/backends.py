@@ -426,11 +426,17 @@ class HFBackend(Backend):
         model, processor = load_model(spec, dtype=dtype, device=device, attn_implementation="sdpa")
         return cls(model, processor, model_name or spec, opts)
 
-    def _detect(self, features: np.ndarray) -> list[str]:
+    def _on_model(self, features: np.ndarray) -> Any:
+        """Log-mel features as a tensor on the model's device, in its dtype."""
         import torch
 
         p = next(self.model.parameters())
-        x = torch.from_numpy(features).to(device=p.device, dtype=p.dtype)
+        return torch.from_numpy(features).to(device=p.device, dtype=p.dtype)
+
+    def _detect(self, features: np.ndarray) -> list[str]:
+        import torch
+
+        x = self._on_model(features)
         with torch.inference_mode():
             ids = self.model.detect_language(x)
         return [str(t).strip("<|>") for t in self.tokenizer.convert_ids_to_tokens(ids.reshape(-1).tolist())]
@@ -445,8 +451,7 @@ class HFBackend(Backend):
     ) -> list[list[int]]:
         import torch
 
-        p = next(self.model.parameters())
-        x = torch.from_numpy(features).to(device=p.device, dtype=p.dtype)
+        x = self._on_model(features)
         kwargs: dict[str, Any] = {
             "max_new_tokens": max_new,
             "return_timestamps": timestamps,
@@ -454,7 +459,7 @@ class HFBackend(Backend):
             "do_sample": False,
         }
         if prompt_ids:
-            kwargs["prompt_ids"] = torch.tensor(prompt_ids, device=p.device)
+            kwargs["prompt_ids"] = torch.tensor(prompt_ids, device=x.device)
         if self.multilingual:
             kwargs["task"] = "transcribe"
             if language:
