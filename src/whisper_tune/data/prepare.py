@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from whisper_tune.data import timestamps
 from whisper_tune.data.audio import SAMPLE_RATE, AudioCheck, AudioError, AudioInfo, decode_audio
 from whisper_tune.data.checks import DataReport
 from whisper_tune.data.features import FeatureCache, extract_features, file_sha256
@@ -325,6 +326,7 @@ def prepare_dataset(
     max_duration_s: float = 30.0,
     check: AudioCheck | None = None,
     load_kwargs: dict[str, Any] | None = None,
+    timestamp_share: float = 0.0,
 ) -> PreparedData:
     """Checked, lazily-featurized dataset + report; raises DataError if nothing is usable.
 
@@ -332,7 +334,11 @@ def prepare_dataset(
     a list of ``Sample``. ``load_kwargs`` go to ``load_manifest`` (``root``,
     ``allow_outside_root``, ``text_column``...). ``max_duration_s`` < 30 rejects clips
     that would not fit a shortened encoder context (counted as ``too_long``).
+    ``timestamp_share``: this share of the clips (stable by id) gets timestamped labels
+    (``whisper_tune.data.timestamps``); ``report.settings["timestamped"]`` counts them.
     """
+    if not 0.0 <= timestamp_share <= 1.0:
+        raise DataError(f"timestamp_share must be in [0, 1], got {timestamp_share}")
     usable, entries, report, cache = scan(
         source,
         processor,
@@ -348,5 +354,13 @@ def prepare_dataset(
         raise DataError("no usable rows in the data:\n" + report.summary())
     if report.n_skipped:
         log.warning("data: %d usable, %d skipped (%s)", report.usable, report.n_skipped, dict(report.skipped))
+    if timestamp_share > 0.0:
+        stamped = 0
+        for e in entries:
+            if len(e.labels) + 2 <= max_label_tokens and timestamps.pick(e.id, timestamp_share):
+                e.labels = timestamps.timestamp_labels(e.labels, processor.tokenizer, e.duration)
+                stamped += 1
+        report.settings["timestamped"] = stamped
+        report.settings["timestamp_share"] = timestamp_share
     ds = WhisperDataset(entries, processor.feature_extractor, cache)
     return PreparedData(usable, ds, report, [e.duration for e in entries])
