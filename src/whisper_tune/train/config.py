@@ -80,6 +80,12 @@ class DataSection:
     max_eval_samples: int | None = None
     feature_cache: str | None = None  # default: <run dir>/features
     num_workers: int = 1
+    # Real-speech guard scored beside eval at every evaluation (docs/data.md): "builtin" (the
+    # guard built from recordings that Debian/PyPI packages ship), a manifest of your own general
+    # speech, or "none" (the run then reports "no real-speech guard").
+    guard: str = "builtin"
+    max_guard_samples: int | None = None
+    timestamp_share: float = 0.0  # share of training clips with timestamped labels (data/timestamps.py)
 
     def __post_init__(self) -> None:
         if not self.train:
@@ -93,6 +99,12 @@ class DataSection:
         _positive("data.max_train_samples", self.max_train_samples)
         _positive("data.max_eval_samples", self.max_eval_samples)
         _positive("data.num_workers", self.num_workers)
+        _positive("data.max_guard_samples", self.max_guard_samples)
+        _fraction("data.timestamp_share", self.timestamp_share)
+        if not str(self.guard).strip():
+            raise ConfigError(
+                "data.guard: empty; use 'builtin', a general-speech manifest, or 'none' to run without a guard"
+            )
 
 
 @dataclass
@@ -140,6 +152,7 @@ class TrainSection:
     eval_steps: int = 100
     save_steps: int = 100
     eval_on_start: bool = False
+    kl_to_base: float = 0.0  # weight of KL(base || tuned) on label tokens (train/distill.py); 0 = off
     seed: int = 42
     generation_max_length: int = 225
     generation_num_beams: int = 1
@@ -174,6 +187,7 @@ class TrainSection:
         _positive("train.generation_num_beams", self.generation_num_beams)
         _positive("train.torch_threads", self.torch_threads)
         _positive("train.dataloader_num_workers", self.dataloader_num_workers, allow_zero=True)
+        _positive("train.kl_to_base", self.kl_to_base, allow_zero=True)
         if self.save_steps % self.eval_steps:
             raise ConfigError(
                 f"train.save_steps: {self.save_steps} must be a multiple of train.eval_steps "
@@ -303,8 +317,17 @@ class RunSection:
     export_best: bool = True  # write <run>/best after training
     ct2: bool = False  # also export best/ct2 (CTranslate2)
     ct2_quantization: str | None = None
+    # Export rule (train/guard_select.py): a checkpoint is admissible when its guard WER is at most
+    # base guard WER x (1 + guard_tolerance); none admissible -> interpolate with the base weights.
+    guard_tolerance: float = 0.0
+    interpolate: bool = True
+    interpolation_alphas: list[float] = field(default_factory=lambda: [0.75, 0.5, 0.35, 0.2])
 
     def __post_init__(self) -> None:
+        _positive("run.guard_tolerance", self.guard_tolerance, allow_zero=True)
+        for a in self.interpolation_alphas:
+            if not 0.0 < float(a) < 1.0:
+                raise ConfigError(f"run.interpolation_alphas: each must be in (0, 1), got {a}")
         if self.name and ("/" in self.name or self.name.startswith(".")):
             raise ConfigError(f"run.name: {self.name!r} must be a plain folder name")
         _positive("run.num_to_keep", self.num_to_keep)
