@@ -23,7 +23,7 @@ _AREAS: tuple[str, ...] = (
     "whisper_tune.train.cli",
     "whisper_tune.evaluate.cli",
     "whisper_tune.serve.cli",
-    "whisper_tune.jobs",
+    "whisper_tune.cluster.cli",
     "whisper_tune.demo",
 )
 
