@@ -30,7 +30,7 @@ from whisper_tune.data.features import FeatureCache, extract_features, file_sha2
 from whisper_tune.data.manifest import LoadResult, Sample, load_manifests
 from whisper_tune.errors import DataError
 
-__all__ = ["PreparedData", "WhisperDataset", "prepare_dataset", "scan"]
+__all__ = ["PreparedData", "WhisperDataset", "check_data", "prepare_dataset", "scan"]
 
 log = logging.getLogger(__name__)
 
@@ -350,3 +350,30 @@ def prepare_dataset(
         log.warning("data: %d usable, %d skipped (%s)", report.usable, report.n_skipped, dict(report.skipped))
     ds = WhisperDataset(entries, processor.feature_extractor, cache)
     return PreparedData(usable, ds, report, [e.duration for e in entries])
+
+
+def check_data(
+    sources: str | list[str],
+    *,
+    processor: Any,
+    max_label_tokens: int = 448,
+    max_duration_s: float = 30.0,
+    feature_cache: str | None = None,
+    num_workers: int = 1,
+    load_kwargs: dict[str, Any] | None = None,
+) -> DataReport:
+    """Run every training check over ``sources`` and return the :class:`DataReport` (never raises for bad rows).
+
+    ``processor`` counts the label tokens (and extracts features into ``feature_cache``): the
+    one of the model to train; ``whisper-tune data check`` builds it from ``--model``.
+    """
+    _, _, report, _ = scan(
+        sources if isinstance(sources, str) else list(sources),
+        processor,
+        max_label_tokens=max_label_tokens,
+        max_duration_s=max_duration_s,
+        feature_cache=feature_cache,
+        num_workers=num_workers,
+        load_kwargs=load_kwargs,
+    )
+    return report
