@@ -22,6 +22,7 @@ from multiprocessing import get_context
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 from whisper_tune.data.audio import SAMPLE_RATE, AudioCheck, AudioError, AudioInfo, decode_audio
@@ -105,12 +106,7 @@ MIN_ITEMS_PER_WORKER = 200
 
 
 def _init_worker(feature_extractor: Any, cache: FeatureCache | None, check: AudioCheck) -> None:
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover
-        pass
+    torch.set_num_threads(1)
     _W.update(fe=feature_extractor, cache=cache, check=check)
 
 
