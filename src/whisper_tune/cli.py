@@ -1,9 +1,7 @@
 """The one ``whisper-tune`` entry point.
 
 Why: users want one command. Each pipeline area owns its subcommands in its own
-``cli.py`` exposing ``register(subparsers)``; this module only wires them together,
-importing lazily so ``whisper-tune --help`` stays fast and a broken optional area
-cannot take the others down.
+``cli.py`` exposing ``register(subparsers)``; this module only wires them together.
 """
 
 from __future__ import annotations
@@ -16,14 +14,14 @@ from collections.abc import Sequence
 
 __all__ = ["main", "build_parser"]
 
-# (module, description) — each module defines register(subparsers) -> None
+# each module defines register(subparsers) -> None
 _AREAS: tuple[str, ...] = (
     "whisper_tune.models.cli",
     "whisper_tune.data.cli",
     "whisper_tune.train.cli",
     "whisper_tune.evaluate.cli",
     "whisper_tune.serve.cli",
-    "whisper_tune.jobs",
+    "whisper_tune.cluster.cli",
     "whisper_tune.demo",
 )
 
@@ -36,15 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for modname in _AREAS:
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith(modname):
-                continue  # area not built yet
-            raise
-        register = getattr(mod, "register", None)
-        if register is not None:
-            register(sub)
+        importlib.import_module(modname).register(sub)
     return parser
 
 

@@ -49,16 +49,15 @@ _WHERE: dict[str, str] = {
     "PreparedData": "prepare",
     "WhisperDataset": "prepare",
     "prepare_dataset": "prepare",
-    "check_data": "cli",
+    "check_data": "prepare",
 }
 
 if TYPE_CHECKING:
     from whisper_tune.data.audio import AudioCheck, AudioError, decode_audio, load_audio, split_long_audio
     from whisper_tune.data.checks import DataReport
-    from whisper_tune.data.cli import check_data
     from whisper_tune.data.features import FeatureCache, WhisperCollator, extract_features
     from whisper_tune.data.manifest import LoadResult, Sample, Skip, load_manifest, load_manifests
-    from whisper_tune.data.prepare import PreparedData, WhisperDataset, prepare_dataset
+    from whisper_tune.data.prepare import PreparedData, WhisperDataset, check_data, prepare_dataset
 
 
 def __getattr__(name: str) -> Any:

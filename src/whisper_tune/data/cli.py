@@ -16,60 +16,30 @@ from typing import Any
 
 from whisper_tune.errors import DataError
 
-__all__ = ["check_data", "load_processor", "register"]
+__all__ = ["load_processor", "register"]
 
 log = logging.getLogger(__name__)
 
 
 def load_processor(model: str | None = None) -> Any:
-    """The processor used to count label tokens: a local HF dir / model spec, or the bundled tiny.en one."""
+    """The processor used to count label tokens: a local HF/CT2 dir or model spec, or the bundled tiny.en one."""
+    from whisper_tune.models.processor import build_processor_from_tokenizer, bundled_tokenizer_file
+    from whisper_tune.models.processor import load_processor as load_model_processor
+
     if model is None:
-        from whisper_tune.models.random_init import make_processor
+        return build_processor_from_tokenizer(bundled_tokenizer_file())
+    from whisper_tune.models import ensure_hf_dir
 
-        return make_processor()
-    from transformers import WhisperProcessor
-
-    path = model
-    if not (Path(model) / "preprocessor_config.json").is_file():
-        try:
-            from whisper_tune.models import ensure_hf_dir  # type: ignore[attr-defined]
-        except ImportError as exc:
-            raise DataError(f"--model {model}: not a local HF model folder") from exc
-        path = ensure_hf_dir(model)
+    path = model if Path(model).expanduser().is_dir() else ensure_hf_dir(model)
     try:
-        return WhisperProcessor.from_pretrained(path)
+        return load_model_processor(path)
     except Exception as exc:
         raise DataError(f"--model {model}: cannot load its processor ({exc})") from exc
 
 
-def check_data(
-    sources: str | list[str],
-    *,
-    processor: Any = None,
-    model: str | None = None,
-    max_label_tokens: int = 448,
-    max_duration_s: float = 30.0,
-    feature_cache: str | None = None,
-    num_workers: int = 1,
-    load_kwargs: dict[str, Any] | None = None,
-) -> Any:
-    """Run every training check over ``sources`` and return the :class:`DataReport` (never raises for bad rows)."""
-    from whisper_tune.data.prepare import scan
-
-    proc = processor if processor is not None else load_processor(model)
-    _, _, report, _ = scan(
-        sources if isinstance(sources, str) else list(sources),
-        proc,
-        max_label_tokens=max_label_tokens,
-        max_duration_s=max_duration_s,
-        feature_cache=feature_cache,
-        num_workers=num_workers,
-        load_kwargs=load_kwargs,
-    )
-    return report
-
-
 def _cmd_check(args: argparse.Namespace) -> int:
+    from whisper_tune.data.prepare import check_data
+
     load_kwargs: dict[str, Any] = {
         "fmt": args.format,
         "text_column": args.text_column,
@@ -79,7 +49,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     }
     report = check_data(
         list(args.manifest),
-        model=args.model,
+        processor=load_processor(args.model),
         max_label_tokens=args.max_label_tokens,
         max_duration_s=args.max_duration,
         feature_cache=args.feature_cache,

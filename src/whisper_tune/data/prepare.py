@@ -22,6 +22,7 @@ from multiprocessing import get_context
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 from whisper_tune.data import timestamps
@@ -31,7 +32,7 @@ from whisper_tune.data.features import FeatureCache, extract_features, file_sha2
 from whisper_tune.data.manifest import LoadResult, Sample, load_manifests
 from whisper_tune.errors import DataError
 
-__all__ = ["PreparedData", "WhisperDataset", "prepare_dataset", "scan"]
+__all__ = ["PreparedData", "WhisperDataset", "check_data", "prepare_dataset", "scan"]
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +107,7 @@ MIN_ITEMS_PER_WORKER = 200
 
 
 def _init_worker(feature_extractor: Any, cache: FeatureCache | None, check: AudioCheck) -> None:
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover
-        pass
+    torch.set_num_threads(1)
     _W.update(fe=feature_extractor, cache=cache, check=check)
 
 
@@ -364,3 +360,30 @@ def prepare_dataset(
         report.settings["timestamp_share"] = timestamp_share
     ds = WhisperDataset(entries, processor.feature_extractor, cache)
     return PreparedData(usable, ds, report, [e.duration for e in entries])
+
+
+def check_data(
+    sources: str | list[str],
+    *,
+    processor: Any,
+    max_label_tokens: int = 448,
+    max_duration_s: float = 30.0,
+    feature_cache: str | None = None,
+    num_workers: int = 1,
+    load_kwargs: dict[str, Any] | None = None,
+) -> DataReport:
+    """Run every training check over ``sources`` and return the :class:`DataReport` (never raises for bad rows).
+
+    ``processor`` counts the label tokens (and extracts features into ``feature_cache``): the
+    one of the model to train; ``whisper-tune data check`` builds it from ``--model``.
+    """
+    _, _, report, _ = scan(
+        sources if isinstance(sources, str) else list(sources),
+        processor,
+        max_label_tokens=max_label_tokens,
+        max_duration_s=max_duration_s,
+        feature_cache=feature_cache,
+        num_workers=num_workers,
+        load_kwargs=load_kwargs,
+    )
+    return report

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
         load_model,
         resolve_dtype,
     )
+    from whisper_tune.models.processor import build_processor_from_tokenizer, load_processor
     from whisper_tune.models.registry import BUNDLED, BundledModel, get_bundled, known_names, pip_command
 
 # Lazy re-exports: ``whisper-tune --help`` must not pay for importing torch.
@@ -39,6 +40,8 @@ _WHERE = {
     "is_hf_dir": "load",
     "load_model": "load",
     "resolve_dtype": "load",
+    "build_processor_from_tokenizer": "processor",
+    "load_processor": "processor",
     "BUNDLED": "registry",
     "BundledModel": "registry",
     "get_bundled": "registry",
@@ -58,6 +61,7 @@ __all__ = [
     "QUANTIZATIONS",
     "BundledModel",
     "Ct2FormatError",
+    "build_processor_from_tokenizer",
     "cache_root",
     "convert_ct2_to_hf",
     "ensure_hf_dir",
@@ -67,6 +71,7 @@ __all__ = [
     "is_hf_dir",
     "known_names",
     "load_model",
+    "load_processor",
     "pip_command",
     "read_ct2_model",
     "resolve_dtype",

@@ -37,6 +37,7 @@ __all__ = [
     "Ct2Variable",
     "read_ct2_model",
     "read_ct2_bytes",
+    "read_ct2_shapes",
 ]
 
 # Order matches the DataType enum in include/ctranslate2/types.h.
@@ -252,3 +253,57 @@ def read_ct2_model(files: str | Path | Sequence[str | Path]) -> Ct2Model:
         source = f"model.bin (concatenated from {source})"
     data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     return read_ct2_bytes(data, source)
+
+
+def read_ct2_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Variable name -> shape from a single ``model.bin``'s header, seeking past the weights.
+
+    For what a directory needs without loading it (e.g. the mel bins of ``encoder/conv1/weight``):
+    a few KiB are read even for a multi-GiB model. Truncation and a wrong binary version raise
+    Ct2FormatError naming the file.
+    """
+    p = Path(path)
+    try:
+        f = p.open("rb")
+    except OSError as exc:
+        raise Ct2FormatError(f"{p}: cannot read the model file ({exc.strerror})") from None
+    with f:
+        size = p.stat().st_size
+
+        def read(n: int, what: str) -> bytes:
+            raw = f.read(n)
+            if len(raw) != n:
+                raise Ct2FormatError(
+                    f"{p} is truncated or corrupt: reading {what} needs {n} bytes at offset "
+                    f"{f.tell() - len(raw)}, but the file has only {size} bytes"
+                )
+            return raw
+
+        def u32(what: str) -> int:
+            return int(struct.unpack("<I", read(4, what))[0])
+
+        def string(what: str) -> str:
+            n = int(struct.unpack("<H", read(2, f"the length of {what}"))[0])
+            return read(n, what).rstrip(b"\0").decode("utf-8", errors="replace")
+
+        version = u32("the binary version")
+        if version not in SUPPORTED_BINARY_VERSIONS:
+            raise Ct2FormatError(
+                f"{p} is not a CTranslate2 model.bin this project can read: binary version {version}, "
+                f"expected one of {SUPPORTED_BINARY_VERSIONS}"
+            )
+        string("the spec name")
+        u32("the spec revision")
+        shapes: dict[str, tuple[int, ...]] = {}
+        for i in range(u32("the variable count")):
+            name = string(f"the name of variable #{i}")
+            rank = read(1, f"the rank of '{name}'")[0]
+            shapes[name] = tuple(u32(f"dimension {d} of '{name}'") for d in range(rank))
+            read(1, f"the dtype of '{name}'")
+            nbytes = u32(f"the byte count of '{name}'")
+            if f.seek(nbytes, 1) > size:
+                raise Ct2FormatError(
+                    f"{p} is truncated or corrupt: the data of '{name}' ends past the end of the file "
+                    f"({size} bytes)"
+                )
+    return shapes

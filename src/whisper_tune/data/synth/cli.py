@@ -2,7 +2,7 @@
 
 Why a separate parser builder: the ``data`` command group belongs to ``whisper_tune.data.cli``,
 which calls :func:`add_synth_parser` with its sub-parsers; ``python -m whisper_tune.data.synth``
-runs the same command standalone (useful when the rest of ``data`` is not installed).
+runs the same command standalone.
 """
 
 from __future__ import annotations
