@@ -6,6 +6,8 @@ Everything after training (``best/``, evaluation, serving) must then read from t
 This module is the one place that turns a ``storage_path`` string into a pyarrow filesystem
 (what Ray uses) and offers the handful of file operations the run-directory code needs, so
 nothing else has to care whether the run lives in ``/data/runs`` or ``s3://bucket/runs``.
+It is the filesystem layer only: what the files of a run *mean* (checkpoints, ``best/``,
+status) is ``whisper_tune.runs``, which builds on this module.
 
 S3-compatible endpoints (MinIO, Ceph, moto in the tests): pyarrow already honours
 ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3``; ``WHISPER_TUNE_S3_ENDPOINT`` (or the
@@ -22,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -35,6 +36,7 @@ from urllib.parse import urlparse
 import pyarrow.fs as pafs
 
 from whisper_tune.errors import UserError
+from whisper_tune.paths import cache_root
 
 __all__ = [
     "StorageLocation",
@@ -50,20 +52,14 @@ __all__ = [
     "read_text",
     "write_bytes",
     "write_text",
+    "read_json",
+    "mtime_ns",
     "upload_dir",
     "download_dir",
     "materialize",
     "remove",
     "staging_dir",
-    "pull_run",
-    "push_run",
     "fetch_fs_dir",
-    "localize",
-    "read_json",
-    "RemoteCheckpoint",
-    "remote_checkpoints",
-    "RemoteBest",
-    "export_best_remote",
 ]
 
 log = logging.getLogger(__name__)
@@ -234,6 +230,21 @@ def write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8")
     write_bytes(path, text.encode(encoding))
 
 
+def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A JSON object file (local or URI); {} when missing, unreadable or not a JSON object."""
+    try:
+        data = json.loads(read_bytes(path))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def mtime_ns(path: str | os.PathLike[str]) -> int:
+    """Modification time of a file or directory in ns; 0 when unknown (object-store prefixes)."""
+    loc = _loc(path)
+    return int(loc.filesystem.get_file_info(loc.path).mtime_ns or 0)
+
+
 def upload_dir(local_dir: str | os.PathLike[str], dest: str | os.PathLike[str]) -> str:
     """Copy a local directory tree to ``dest`` (local or URI); returns ``dest``."""
     src = Path(local_dir)
@@ -267,7 +278,7 @@ def download_dir(src: str | os.PathLike[str], local_dir: str | os.PathLike[str])
 
 
 def _cache_root() -> Path:
-    return Path(os.environ.get("WHISPER_TUNE_CACHE", Path.home() / ".cache" / "whisper-tune")) / "remote"
+    return cache_root() / "remote"
 
 
 def _files_under(loc: StorageLocation, exclude_top: tuple[str, ...] = ()) -> list[tuple[str, int, int]]:
@@ -350,49 +361,15 @@ def remove(path: str | os.PathLike[str]) -> None:
         loc.filesystem.delete_file(loc.path)
 
 
-# ----------------------------------------------------------------------------- remote run dirs
-#
-# A run whose storage is a URI is *staged*: the driver keeps a local mirror of the run dir's small
-# files (config, status, data reports, best/, tensorboard/) under the cache, Ray writes the
-# checkpoints straight to the URI, and the mirror is pushed after each stage. The run dir layout
-# in the bucket is the same as on a local disk.
-
-RUN_FILES_PUSHED = ("config.yaml", "status.json", "data_report.json", "data_report.md")
-RUN_DIRS_PUSHED = ("best", "tensorboard", "eval_data_report", "eval")
+# ----------------------------------------------------------------------------- staging and Ray paths
 
 
 def staging_dir(storage_uri: str) -> Path:
     """Local mirror root for runs stored under ``storage_uri`` (one per URI, under the cache)."""
     key = hashlib.sha256(storage_uri.rstrip("/").encode()).hexdigest()[:16]
-    root = (
-        Path(os.environ.get("WHISPER_TUNE_CACHE", Path.home() / ".cache" / "whisper-tune")) / "staging" / key
-    )
+    root = cache_root() / "staging" / key
     root.mkdir(parents=True, exist_ok=True)
     return root
-
-
-def pull_run(remote_run: str, local_run: Path) -> bool:
-    """Copy a remote run's small files (not checkpoints) into ``local_run``; False if it does not exist."""
-    if not is_dir(remote_run):
-        return False
-    local_run.mkdir(parents=True, exist_ok=True)
-    for name in listdir(remote_run):
-        src = join(remote_run, name)
-        if name in RUN_FILES_PUSHED or (name.startswith("config.") and name.endswith(".yaml")):
-            (local_run / name).write_bytes(read_bytes(src))
-    return True
-
-
-def push_run(local_run: Path, remote_run: str) -> None:
-    """Upload the run's small files and ``best/``, ``tensorboard/``... from the local mirror."""
-    for f in sorted(local_run.iterdir()) if local_run.is_dir() else []:
-        if f.is_file() and (
-            f.name in RUN_FILES_PUSHED or (f.name.startswith("config.") and f.suffix == ".yaml")
-        ):
-            write_bytes(join(remote_run, f.name), f.read_bytes())
-        elif f.is_dir() and f.name in RUN_DIRS_PUSHED:
-            remove(join(remote_run, f.name))
-            upload_dir(f, join(remote_run, f.name))
 
 
 def fetch_fs_dir(storage_path: str, fs_path: str, local_parent: Path) -> Path:
@@ -412,188 +389,3 @@ def fetch_fs_dir(storage_path: str, fs_path: str, local_parent: Path) -> Path:
         destination_filesystem=pafs.LocalFileSystem(),
     )
     return target
-
-
-# ----------------------------------------------------------------------------- remote specs and runs
-#
-# ``evaluate``/``compare``/``serve``/``models`` accept a URI wherever they take a model dir or a
-# run dir: :func:`localize` turns it into a local copy once, and everything after that is the
-# local code path. ``runs`` and ``best`` read a remote run in place: only metadata is listed/read,
-# and ``best`` downloads just the checkpoint it exports.
-
-_MODEL_FILES = ("config.json", "model.bin")
-_RUN_FILES = ("config.yaml", "status.json")
-CHECKPOINT_PREFIX = "checkpoint_"
-
-
-def _names(loc: StorageLocation) -> set[str]:
-    try:
-        return set(listdir(loc))
-    except (OSError, ValueError):  # a file, or an unreadable prefix
-        return set()
-
-
-def localize(spec: str, cache_dir: str | os.PathLike[str] | None = None) -> str:
-    """``spec`` unchanged if it is not a URI; else a local copy: a model dir (``config.json`` or
-    CTranslate2 ``model.bin``) as is, a run dir with ``best/`` without its checkpoints.
-
-    A remote run without ``best/`` is a UserError naming ``whisper-tune best URI``.
-    """
-    from whisper_tune.errors import ModelNotFoundError
-
-    if not is_uri(spec):
-        return spec
-    loc = resolve(spec)
-    names = _names(loc)
-    if not names:
-        raise ModelNotFoundError(f"{spec}: no such directory (or it is empty)")
-    if any(n in names for n in _MODEL_FILES):
-        return str(materialize(spec, cache_dir))
-    if "best" in names:
-        return str(materialize(spec, cache_dir, exclude_top=(CHECKPOINT_PREFIX,)))
-    if any(n in names for n in _RUN_FILES) or any(n.startswith(CHECKPOINT_PREFIX) for n in names):
-        raise UserError(f"{spec} is a training run without best/ yet: run `whisper-tune best {spec}` first")
-    raise ModelNotFoundError(
-        f"{spec}: neither a model directory (config.json or model.bin) nor a run directory with best/"
-    )
-
-
-@dataclass
-class RemoteCheckpoint:
-    """A checkpoint in remote storage (``uri``) and the metrics reported with it."""
-
-    uri: str
-    step: int
-    metrics: dict[str, Any]
-
-    @property
-    def eval_wer(self) -> float | None:
-        v = self.metrics.get("eval_wer")
-        return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
-
-    def sort_key(self) -> tuple[float, int]:
-        """Best first: lowest eval_wer, then the later step (as ``runs.CheckpointInfo``)."""
-        wer = self.eval_wer
-        return (wer if wer is not None else math.inf, -self.step)
-
-
-def read_json(path: str) -> dict[str, Any]:
-    """A JSON object file (local or URI); {} when missing or not a JSON object."""
-    try:
-        data = json.loads(read_bytes(path))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _remote_hf_complete(hf_ckpt: str) -> bool:
-    """Object stores write each object whole, so a checkpoint is complete when its trainer state
-    (written last by HF) parses and every weights file (or every shard its index names) exists.
-    ``best`` re-checks the downloaded copy byte-wise with ``runs.list_checkpoints``."""
-    names = _names(resolve(hf_ckpt))
-    if "trainer_state.json" not in names or not read_json(join(hf_ckpt, "trainer_state.json")):
-        return False
-    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        if index in names:
-            weight_map = read_json(join(hf_ckpt, index)).get("weight_map")
-            return (
-                isinstance(weight_map, dict)
-                and bool(weight_map)
-                and set(map(str, weight_map.values())) <= names
-            )
-    weights = ("model.safetensors", "adapter_model.safetensors", "pytorch_model.bin", "adapter_model.bin")
-    return any(w in names for w in weights)
-
-
-def remote_checkpoints(run_uri: str) -> list[RemoteCheckpoint]:
-    """Complete checkpoints of a remote run, sorted by step; incomplete ones are logged and skipped."""
-    out = []
-    for name in listdir(run_uri):
-        if not name.startswith(CHECKPOINT_PREFIX):
-            continue
-        uri = join(run_uri, name)
-        metrics = read_json(join(uri, "metrics.json"))
-        if not metrics or not _remote_hf_complete(join(uri, "checkpoint")):
-            log.info("%s: incomplete checkpoint (still being written, or interrupted): ignored", uri)
-            continue
-        step = metrics.get("step")
-        if not isinstance(step, int):
-            digits = "".join(ch for ch in name.rsplit("_", 1)[-1] if ch.isdigit())
-            step = int(digits) if digits else 0
-        out.append(RemoteCheckpoint(uri, int(step), metrics))
-    return sorted(out, key=lambda c: c.step)
-
-
-@dataclass
-class RemoteBest:
-    """What :func:`export_best_remote` did: the local ``best/``, where it was pushed, its source."""
-
-    local: Path
-    remote: str
-    checkpoint: str
-
-
-def export_best_remote(
-    run_uri: str,
-    *,
-    checkpoint: str | None = None,
-    ct2: bool = False,
-    quantization: str | None = None,
-    work_dir: str | os.PathLike[str] | None = None,
-) -> RemoteBest:
-    """``whisper-tune best`` for a run in remote storage.
-
-    Downloads the run's top-level files and only the chosen checkpoint (best eval_wer, or
-    ``checkpoint``: a URI or a checkpoint name in the run) into a local work dir, exports
-    ``best/`` there with ``runs.export_best``, replaces ``RUN_URI/best`` with it and deletes the
-    downloaded checkpoint. A best candidate whose download fails the byte-wise completeness check
-    is skipped for the next best.
-    """
-    from whisper_tune import runs
-
-    run_uri = run_uri.rstrip("/")
-    loc = resolve(run_uri)
-    if loc.filesystem.get_file_info(loc.path).type != pafs.FileType.Directory:
-        raise UserError(f"run {run_uri}: no such directory")
-    name = PurePosixPath(loc.path).name
-    key = hashlib.sha256(loc.uri.encode()).hexdigest()[:16]
-    local = Path(work_dir) if work_dir is not None else _cache_root().parent / "remote-runs" / f"{name}-{key}"
-    local.mkdir(parents=True, exist_ok=True)
-    for old in local.glob(f"{CHECKPOINT_PREFIX}*"):
-        shutil.rmtree(old, ignore_errors=True)
-    top = loc.filesystem.get_file_info(pafs.FileSelector(loc.path, recursive=False))
-    for info in top:
-        if info.type == pafs.FileType.File:
-            fname = PurePosixPath(info.path).name
-            (local / fname).write_bytes(read_bytes(join(run_uri, fname)))
-    if checkpoint is not None:
-        uri = checkpoint if is_uri(checkpoint) else join(run_uri, PurePosixPath(checkpoint).name)
-        if not is_dir(uri):
-            raise UserError(f"checkpoint {uri}: no such directory")
-        metrics = read_json(join(uri, "metrics.json"))
-        candidates = [RemoteCheckpoint(uri, int(metrics.get("step", 0) or 0), metrics)]
-    else:
-        candidates = sorted(remote_checkpoints(run_uri), key=lambda c: c.sort_key())
-        if not candidates:
-            raise UserError(f"run {run_uri}: has no complete checkpoints yet")
-    for cand in candidates:
-        local_ckpt = local / PurePosixPath(cand.uri).name
-        download_dir(cand.uri, local_ckpt)
-        if checkpoint is not None or any(c.path == local_ckpt for c in runs.list_checkpoints(local)):
-            break
-        log.warning("%s: downloaded copy is incomplete: trying the next best checkpoint", cand.uri)
-        shutil.rmtree(local_ckpt, ignore_errors=True)
-    else:
-        raise UserError(f"run {run_uri}: no checkpoint downloaded complete")
-    try:
-        best = runs.export_best(local, checkpoint=local_ckpt, ct2=ct2, quantization=quantization)
-    finally:
-        shutil.rmtree(local_ckpt, ignore_errors=True)
-    info = read_json(str(best / "metrics.json"))
-    info["source_checkpoint"] = cand.uri
-    (best / "metrics.json").write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
-    remote_best = join(run_uri, "best")
-    remove(remote_best)
-    upload_dir(best, remote_best)
-    log.info("best/ of %s pushed to %s", cand.uri, remote_best)
-    return RemoteBest(best, remote_best, cand.uri)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from whisper_tune.errors import DataError
+from whisper_tune.paths import cache_root
 
 __all__ = [
     "AUDIO_COLUMNS",
@@ -338,7 +339,7 @@ def _load_hf(spec: str, text_column: str | None, audio_column: str | None) -> Lo
     assert acol is not None and tcol is not None
     if isinstance(ds.features.get(acol), datasets.Audio):
         ds = ds.cast_column(acol, datasets.Audio(decode=False))
-    cache = Path(os.environ.get("WHISPER_TUNE_CACHE", Path.home() / ".cache" / "whisper-tune")) / "hf-audio"
+    cache = cache_root() / "hf-audio"
     cache.mkdir(parents=True, exist_ok=True)
     b = _Builder(cache, cache, allow_outside_root=True)
     for i, row in enumerate(ds):

@@ -69,9 +69,12 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _default_out(spec: str, fallback: str) -> Path:
-    p = Path(spec)
-    if p.is_dir() and (p / "best").is_dir():
-        return p / "eval"
+    """``RUN/eval`` when ``spec`` is a local run with ``best/``, else ``fallback``."""
+    from whisper_tune.runs import run_of_model_spec
+
+    run = run_of_model_spec(spec)
+    if run is not None and isinstance(run.path, Path):
+        return run.path / run.EVAL_DIR
     return Path(fallback)
 
 
@@ -115,10 +118,13 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
+    from whisper_tune.runs import RunDir
+
     from .pipeline import compare
 
     _check_inputs(args.data, args.base, args.tuned)
-    if args.run is not None and not Path(args.run).is_dir():
+    run = RunDir(args.run) if args.run is not None else None
+    if run is not None and not run.exists():
         raise UserError(f"--run {args.run}: not a directory")
     out = Path(args.out) if args.out else _default_out(args.tuned, "compare-report")
     c = compare(
@@ -127,7 +133,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         args.data,
         out,
         domain_terms=args.domain_terms,
-        train_log=args.run,
+        train_log=run.local_copy() if run is not None else None,  # a URI: its copy without checkpoints
         group_by=_fields(args.group_by),
         batch_size=args.batch_size,
         device=args.device,
@@ -167,7 +173,9 @@ def register(subparsers: Any) -> None:
     c.add_argument("--base", required=True, help="base model spec (e.g. tiny.en)")
     c.add_argument("--tuned", required=True, help="tuned model spec (a run dir uses RUN/best)")
     c.add_argument(
-        "--run", default=None, help="training run dir for the curves (default: --tuned if it is one)"
+        "--run",
+        default=None,
+        help="training run dir or URI for the curves (default: --tuned if it is one)",
     )
     _common(c)
     c.set_defaults(func=_run_compare)

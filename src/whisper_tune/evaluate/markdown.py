@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .evidence import entities_of
 from .report import ComparisonResult, EvalResult, UtteranceResult, relative_change_pct
 
 __all__ = ["render_comparison", "render_evaluation"]
@@ -118,6 +119,88 @@ def render_evaluation(r: EvalResult, plots: dict[str, Path], out_dir: Path, wors
     return "\n".join(lines)
 
 
+def _verdict(cmp: ComparisonResult) -> str:
+    sig = cmp.significance()
+    if sig.diff_high < 0:
+        word = "The tuned model is better on this set (the 95 % interval excludes 0)."
+    elif sig.diff_low > 0:
+        word = "The tuned model is WORSE on this set (the 95 % interval excludes 0)."
+    else:
+        word = "The difference on this set could be noise (the 95 % interval includes 0)."
+    if cmp.guard is not None:
+        g = cmp.guard.significance()
+        if g.diff > 0:
+            word += (
+                f" On real speech (guard) the tuned model is worse: {_pct(cmp.guard.base.wer)} -> "
+                f"{_pct(cmp.guard.tuned.wer)} ({g.summary()})."
+            )
+        else:
+            word += f" Real speech (guard) does not regress: {_pct(cmp.guard.base.wer)} -> {_pct(cmp.guard.tuned.wer)}."
+    elif cmp.guard_note:
+        word += f" {cmp.guard_note}."
+    return word
+
+
+def _headline(cmp: ComparisonResult) -> list[str]:
+    """One table a person reads first: this set, the prompt baseline, the guard."""
+    b, t, p = cmp.base, cmp.tuned, cmp.prompt_baseline
+    sig = cmp.significance()
+    ci = f"{sig.diff * 100:+.2f} [{sig.diff_low * 100:+.2f}, {sig.diff_high * 100:+.2f}]"
+    header = (
+        ["set", "base"]
+        + (["base + prompt"] if p is not None else [])
+        + ["tuned", "difference, pts [95 % CI]"]
+    )
+    rows: list[list[Any]] = [
+        [f"`{Path(b.data).name}` ({len(cmp.pairs())} utt.)", _pct(b.wer)]
+        + ([_pct(p.wer)] if p is not None else [])
+        + [_pct(t.wer), ci]
+    ]
+    if cmp.guard is not None:
+        g = cmp.guard
+        gs = g.significance()
+        rows.append(
+            [f"real-speech guard `{Path(g.base.data).name}` ({len(g.pairs())} utt.)", _pct(g.base.wer)]
+            + (["-"] if p is not None else [])
+            + [
+                _pct(g.tuned.wer),
+                f"{gs.diff * 100:+.2f} [{gs.diff_low * 100:+.2f}, {gs.diff_high * 100:+.2f}]",
+            ]
+        )
+    out = ["## Headline (normalized WER)", ""] + _table(header, rows)
+    if p is not None:
+        verdict = "beats" if t.wer < p.wer else "does NOT beat"
+        out += [
+            f"Prompt baseline: the base model decoding with the domain vocabulary as its initial prompt "
+            f"(`{(p.prompt or '')[:120]}`); tuning {verdict} prompting on this set.",
+            "",
+        ]
+    if cmp.guard is None:
+        out += [f"{cmp.guard_note or 'no real-speech guard'}.", ""]
+    if cmp.selection:
+        sel = cmp.selection
+        out += [
+            f"Export rule: {sel.get('rule', '?')}; interpolation alpha {sel.get('alpha', 1.0)}"
+            + (f" -- {sel['warning']}" if sel.get("warning") else ""),
+            "",
+        ]
+    return out
+
+
+def _entities(cmp: ComparisonResult) -> list[str]:
+    be, te = entities_of(cmp.base.utterances), entities_of(cmp.tuned.utterances)
+    if not be.total:
+        return []
+    rows = []
+    for kind in sorted(be.per_kind):
+        b, t = be.per_kind[kind], te.per_kind.get(kind, {"correct": 0, "total": 0})
+        rows.append((kind, b["total"], f"{b['correct']}/{b['total']}", f"{t['correct']}/{t['total']}"))
+    rows.append(("all", be.total, f"{_pct(be.accuracy)}", f"{_pct(te.accuracy)}"))
+    return ["## Entities (amounts, dates, digits, numbers; exact after normalization)", ""] + _table(
+        ["kind", "occurrences", "base correct", "tuned correct"], rows
+    )
+
+
 def render_comparison(
     cmp: ComparisonResult, plots: dict[str, Path], out_dir: Path, curves_note: str = "", worst_n: int = 10
 ) -> str:
@@ -134,7 +217,12 @@ def render_comparison(
         f"**{cmp.wer_difference_line()}**  (relative change of normalized WER, tuned vs base; "
         "negative = tuned better)",
         "",
+        f"**{cmp.ci_line()}**",
+        "",
+        _verdict(cmp),
+        "",
     ]
+    lines += _headline(cmp)
     rows: list[tuple[Any, ...]] = [
         ("WER (normalized)", _pct(b.wer), _pct(t.wer), _rel(relative_change_pct(b.wer, t.wer))),
         (
@@ -158,7 +246,9 @@ def render_comparison(
                 _rel(relative_change_pct(bd.recall, td.recall)),
             )
         )
+    lines += ["## Details", ""]
     lines += _table(["metric", "base", "tuned", "change"], rows)
+    lines += _entities(cmp)
     lines += [
         f"Utterances improved: {d['improved']}, regressed: {d['regressed']}, "
         f"unchanged: {len(cmp.pairs()) - d['improved'] - d['regressed']} (by word-error count).",

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from whisper_tune.errors import DataError, UserError
+from whisper_tune.errors import DataError
 
 from .markdown import render_comparison, render_evaluation
 from .metrics import domain_term_recall, load_terms, resolve_normalizer, score_utterance
@@ -52,30 +52,23 @@ DOMAIN_TERMS_FILE = "domain_terms.txt"
 
 
 def resolve_model_spec(spec: str) -> str:
-    """A run directory (holding ``best/``) resolves to ``RUN/best``; anything else is kept.
+    """A run directory or URI (holding ``best/``) resolves to its ``best/``; anything else is kept.
 
-    A run directory without ``best/`` (has ``config.yaml`` or ``checkpoint_*`` but no model
-    files) is a user error naming the command that creates it. A URI (model or run dir, e.g.
-    ``s3://bucket/runs/NAME``) is first copied locally by ``whisper_tune.storage.localize``.
+    ``whisper_tune.runs.resolve_model_spec``: a run without ``best/`` yet is a user error naming
+    the command that creates it; a URI (model or run dir, e.g. ``s3://bucket/runs/NAME``) is
+    first copied locally.
     """
-    from whisper_tune import storage
+    from whisper_tune.runs import resolve_model_spec as resolve
 
-    spec = storage.localize(spec)
-    p = Path(spec)
-    if not p.is_dir() or (p / "config.json").exists() or (p / "model.bin").exists():
-        return spec
-    if (p / "best").is_dir():
-        return str(p / "best")
-    if (p / "config.yaml").exists() or any(p.glob("checkpoint_*")):
-        raise UserError(f"{p} looks like a training run without best/ yet: run `whisper-tune best {p}` first")
-    return spec
+    return resolve(spec)
 
 
 def _run_dir_of(spec: str) -> str | None:
-    from whisper_tune import storage
+    """The local run directory a tuned-model spec names (for its training curves), else None."""
+    from whisper_tune.runs import run_of_model_spec
 
-    p = Path(storage.localize(spec))  # a URI: its local copy (cached, so no second download)
-    return str(p) if p.is_dir() and (p / "best").is_dir() and not (p / "config.json").exists() else None
+    run = run_of_model_spec(spec)
+    return str(run.local_copy()) if run is not None else None  # a URI: its cached copy
 
 
 def load_for_eval(spec: str, device: str = "auto") -> tuple[Any, Any]:

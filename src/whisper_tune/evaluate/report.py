@@ -24,6 +24,7 @@ from typing import Any
 
 from whisper_tune.errors import DataError
 
+from .evidence import entities_of, paired_significance
 from .metrics import ErrorCounts, TermRecall, UtteranceScore
 
 __all__ = [
@@ -134,6 +135,8 @@ class EvalResult:
     device: str = "cpu"
     batch_size: int = 8
     domain_terms: TermRecall | None = None
+    prompt: str | None = None  # the initial prompt the model decoded with (prompt baseline)
+    backend: str = "hf"
 
     # ------------------------------------------------------------------ aggregates
     @property
@@ -210,6 +213,9 @@ class EvalResult:
             "counts": self.counts.to_dict(),
             "groups": self.groups(),
             "domain_terms": self.domain_terms.to_dict() if self.domain_terms else None,
+            "entities": entities_of(self.utterances).to_dict(),
+            "prompt": self.prompt,
+            "backend": self.backend,
             "top_substitutions": [{"ref": r, "hyp": h, "count": k} for r, h, k in self.top_substitutions()],
             "timing": {
                 "seconds": self.seconds,
@@ -246,6 +252,18 @@ class ComparisonResult:
     out_dir: Path | None = None
     files: dict[str, Path] = field(default_factory=dict)
     run_dir: str | None = None
+    prompt_baseline: EvalResult | None = None  # base model decoding with the domain terms as prompt
+    guard: ComparisonResult | None = None  # base vs tuned on the real-speech guard
+    guard_note: str | None = None  # why there is no guard column ("no real-speech guard")
+    selection: dict[str, Any] | None = None  # how the run chose its export (best/metrics.json)
+
+    def significance(self) -> Any:
+        """Paired bootstrap of the WER difference (``scoring.BootstrapResult``)."""
+        return paired_significance(self.pairs())
+
+    def ci_line(self) -> str:
+        """The seed's line's companion: absolute and relative difference with their 95 % CIs and POI."""
+        return f"WER difference, paired bootstrap (tuned - base): {self.significance().summary()}"
 
     @property
     def wer_difference_pct(self) -> float | None:
@@ -307,9 +325,36 @@ class ComparisonResult:
                 "meta": t.meta,
             }
 
+        sig = self.significance()
+        prompt = self.prompt_baseline
         return {
             "wer_difference_pct": self.wer_difference_pct,
             "wer_difference_line": self.wer_difference_line(),
+            "significance": sig.to_dict(),
+            "ci_line": self.ci_line(),
+            "prompt_baseline": None
+            if prompt is None
+            else {
+                "prompt": prompt.prompt,
+                "wer": prompt.wer,
+                "wer_ortho": prompt.wer_ortho,
+                "domain_terms": prompt.domain_terms.to_dict() if prompt.domain_terms else None,
+                "entities": entities_of(prompt.utterances).to_dict(),
+                "tuned_beats_prompt": self.tuned.wer < prompt.wer,
+            },
+            "guard": None
+            if self.guard is None
+            else {
+                "data": self.guard.base.data,
+                "utterances": len(self.guard.pairs()),
+                "base_wer": self.guard.base.wer,
+                "tuned_wer": self.guard.tuned.wer,
+                "wer_difference_line": self.guard.wer_difference_line(),
+                "significance": self.guard.significance().to_dict(),
+                "regressed": self.guard.regressions()[0],
+            },
+            "guard_note": self.guard_note,
+            "selection": self.selection,
             "sign_convention": "relative change of normalized WER, (tuned - base) / base * 100; negative = tuned better",
             "base": self.base.metrics(),
             "tuned": self.tuned.metrics(),

@@ -16,15 +16,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from whisper_tune.paths import CACHE_ENV, cache_root
+
 __all__ = ["CACHE_ENV", "atomic_dir", "cache_lock", "cache_root", "hf_cache_dir", "path_key"]
-
-CACHE_ENV = "WHISPER_TUNE_CACHE"
-
-
-def cache_root() -> Path:
-    """``$WHISPER_TUNE_CACHE`` or ``~/.cache/whisper-tune``."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "whisper-tune"
 
 
 def hf_cache_dir(key: str) -> Path:

@@ -189,22 +189,36 @@ def _ensure_ct2_dir(path: Path, force: bool = False) -> Path:
         return convert_ct2_to_hf(parts, path, out, source=str(path))
 
 
+def _localize_model_uri(uri: str) -> str:
+    """The local cached copy of a model directory in remote storage (HF or CTranslate2)."""
+    from whisper_tune import storage
+
+    try:
+        names = set(storage.listdir(uri))
+    except (OSError, ValueError):  # a file, or an unreadable prefix
+        names = set()
+    if not names:
+        raise ModelNotFoundError(f"{uri}: no such directory (or it is empty)")
+    if not names & {"config.json", "model.bin"}:
+        raise ModelNotFoundError(
+            f"{uri}: not a model directory (no config.json or CTranslate2 model.bin); "
+            "a training run's URI is resolved to its best/ by whisper_tune.runs.resolve_model_spec"
+        )
+    return str(storage.materialize(uri))
+
+
 def ensure_hf_dir(spec: str, *, force: bool = False) -> str:
     """A local self-contained HF dir for ``spec`` (converted + cached), or the hub id itself.
 
-    A URI (``s3://...``) of a model dir or of a run dir (meaning its ``best/``) is copied to the
-    local cache first (``whisper_tune.storage.localize``).
+    A URI (``s3://...``) of a model dir is copied to the local cache first. Training runs are
+    not models: callers resolve a run (dir, URI) to its ``best/`` with
+    ``whisper_tune.runs.resolve_model_spec`` before they get here.
     """
     spec = str(spec)
     from whisper_tune import storage
 
     if storage.is_uri(spec):
-        local = Path(storage.localize(spec))
-        spec = (
-            str(local / "best")
-            if not (local / "config.json").exists() and (local / "best").is_dir()
-            else str(local)
-        )
+        spec = _localize_model_uri(spec)
     if spec in BUNDLED:
         return str(_ensure_bundled(get_bundled(spec), force=force))
     p = Path(spec).expanduser()

@@ -563,15 +563,11 @@ class CT2Backend(Backend):
 
 
 def resolve_model_dir(spec: str) -> str:
-    """A run dir means its ``best/``; a URI is copied locally first (``storage.localize``);
+    """A run dir means its ``best/``; a URI is copied locally first (``runs.resolve_model_spec``);
     anything else is passed on unchanged."""
-    from whisper_tune import storage
+    from whisper_tune.runs import resolve_model_spec
 
-    spec = storage.localize(spec)
-    p = Path(spec).expanduser()
-    if p.is_dir() and (p / "best").is_dir() and not (p / "config.json").is_file():
-        return str(p / "best")
-    return spec
+    return resolve_model_spec(spec)
 
 
 def _cache_dir() -> Path:

@@ -1,7 +1,7 @@
 """``whisper-tune train | runs | best``: the training area's subcommands.
 
 Why: thin argparse wrappers over :func:`launch`, :func:`whisper_tune.runs.list_runs`
-and :func:`whisper_tune.runs.export_best`, so everything the CLI does is also one
+and :func:`whisper_tune.runs.export_best` (a run found by ``runs.find_run``), so everything the CLI does is also one
 function call away for the demo, notebooks and tests.
 """
 
@@ -88,15 +88,14 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _cmd_best(args: argparse.Namespace) -> int:
-    from whisper_tune import storage
-    from whisper_tune.runs import export_best, resolve_run_dir
+    from whisper_tune.runs import export_best, export_best_remote, find_run
 
-    if storage.is_uri(args.run) or (storage.is_uri(args.storage) and not Path(args.run).exists()):
-        uri = args.run if storage.is_uri(args.run) else storage.join(args.storage, args.run)
-        done = storage.export_best_remote(
-            uri, checkpoint=args.checkpoint, ct2=args.ct2, quantization=args.quantization
+    run = find_run(args.run, args.storage)
+    if run.is_remote:
+        done = export_best_remote(
+            str(run.path), checkpoint=args.checkpoint, ct2=args.ct2, quantization=args.quantization
         )
-        metrics = json.loads((done.local / "metrics.json").read_text())
+        metrics = json.loads((done.local / run.METRICS_FILE).read_text())
         print(f"best checkpoint:  {done.checkpoint}")
         print(f"eval WER:         {metrics.get('eval_wer')}")
         print(f"model:            {done.local}")
@@ -104,9 +103,8 @@ def _cmd_best(args: argparse.Namespace) -> int:
         if args.ct2:
             print(f"ctranslate2:      {done.remote}/ct2")
         return 0
-    run_dir = resolve_run_dir(args.run, args.storage)
-    best = export_best(run_dir, checkpoint=args.checkpoint, ct2=args.ct2, quantization=args.quantization)
-    metrics = json.loads((best / "metrics.json").read_text())
+    best = export_best(run.path, checkpoint=args.checkpoint, ct2=args.ct2, quantization=args.quantization)
+    metrics = json.loads((best / run.METRICS_FILE).read_text())
     print(f"best checkpoint:  {metrics.get('source_checkpoint')}")
     print(f"eval WER:         {metrics.get('eval_wer')}")
     print(f"model:            {best}")

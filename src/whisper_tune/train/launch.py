@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from whisper_tune import runs, storage
+from whisper_tune import storage
 from whisper_tune.config import dump_yaml, load_yaml, to_dict
 from whisper_tune.net import free_loopback_port
+from whisper_tune.runs import Checkpoint, RunDir, best_of, export_best, pull_run, push_run
 from whisper_tune.train.config import JobConfig, check_placement
 
 __all__ = ["TrainOutcome", "launch", "prepare_run_dir"]
@@ -76,7 +77,7 @@ def prepare_run_dir(cfg: JobConfig, *, default_name: str = "run") -> tuple[Path,
     if storage.is_uri(cfg.run.storage_path):  # remote: a local mirror of the run's small files
         root = storage.staging_dir(cfg.run.storage_path)
         if cfg.run.name and not cfg.run.new_run:
-            storage.pull_run(storage.join(cfg.run.storage_path, cfg.run.name), root / cfg.run.name)
+            pull_run(storage.join(cfg.run.storage_path, cfg.run.name), root / cfg.run.name)
     name = cfg.run.name or f"{default_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = root / name
     if run_dir.exists() and cfg.run.new_run:
@@ -88,7 +89,7 @@ def prepare_run_dir(cfg: JobConfig, *, default_name: str = "run") -> tuple[Path,
     cfg.run.name = name
     resumed = run_dir.exists() and any(run_dir.iterdir())
     run_dir.mkdir(parents=True, exist_ok=True)
-    cfg_path = run_dir / runs.CONFIG_FILE
+    cfg_path = run_dir / RunDir.CONFIG_FILE
     if cfg_path.is_file():
         old = load_yaml(cfg_path)
         if old != to_dict(cfg):
@@ -178,7 +179,8 @@ def launch(
             cfg.scaling.num_workers = 1
         use_gpu = check_placement(cfg, resources)
     run_dir, resumed = prepare_run_dir(cfg, default_name=default_name)
-    runs.write_status(run_dir, "preparing", started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    run = RunDir(run_dir)
+    run.write_status("preparing", started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     try:
         _prepare_data(cfg, run_dir)
         if use_ray:
@@ -193,19 +195,19 @@ def launch(
             "use_ray": use_ray,
             "use_gpu": use_gpu,
         }
-        runs.write_status(run_dir, "running", resumed=resumed, use_ray=use_ray)
+        run.write_status("running", resumed=resumed, use_ray=use_ray)
         if use_ray:
             outcome = _fit_ray(cfg, loop_config, run_dir, resumed, use_gpu)
         else:
             from whisper_tune.train.train_func import run_worker
 
             res = run_worker(loop_config)
-            best = runs.select_best(run_dir)
+            best = run.best_checkpoint()
             outcome = TrainOutcome(
-                cfg.run.name, run_dir, resumed, res["global_step"], best.path, best.metrics
+                cfg.run.name, run_dir, resumed, res["global_step"], Path(best.path), best.metrics
             )
     except BaseException as exc:
-        runs.write_status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}")
+        run.write_status("failed", error=f"{type(exc).__name__}: {exc}")
         _push_remote(cfg, run_dir)
         raise
     finally:
@@ -214,15 +216,15 @@ def launch(
 
             ray.shutdown()
     if cfg.run.export_best and outcome.best_checkpoint is not None:
-        outcome.best_dir = runs.export_best(
+        outcome.best_dir = export_best(
             run_dir,
             checkpoint=outcome.best_checkpoint,
             ct2=cfg.run.ct2,
             quantization=cfg.run.ct2_quantization,
+            base_model=cfg.model.name,
         )
     outcome.wall_s = time.perf_counter() - t0
-    runs.write_status(
-        run_dir,
+    run.write_status(
         "finished",
         global_step=outcome.global_step,
         best_checkpoint=str(outcome.best_checkpoint) if outcome.best_checkpoint else None,
@@ -236,7 +238,7 @@ def launch(
 def _push_remote(cfg: JobConfig, run_dir: Path) -> None:
     """Remote storage: upload the local mirror's small files and best/ next to Ray's checkpoints."""
     if storage.is_uri(cfg.run.storage_path):
-        storage.push_run(run_dir, storage.join(cfg.run.storage_path, run_dir.name))
+        push_run(run_dir, storage.join(cfg.run.storage_path, run_dir.name))
 
 
 def _fit_ray(
@@ -275,12 +277,15 @@ def _fit_ray(
     result = trainer.fit()
     best_path: Path | None = None
     metrics: dict[str, Any] = {}
-    scored = [
-        (c, m) for c, m in (result.best_checkpoints or []) if isinstance(m.get("eval_wer"), (int, float))
+    # Ray keeps the checkpoints (paths on the storage filesystem) and their reported metrics
+    reported = [
+        Checkpoint(c.path, int(m.get("step", 0) or 0), dict(m)) for c, m in (result.best_checkpoints or [])
     ]
+    scored = [c for c in reported if c.eval_wer is not None]
     if scored:
-        ckpt, metrics = min(scored, key=lambda cm: (cm[1]["eval_wer"], -int(cm[1].get("step", 0))))
-        best_path = storage.fetch_fs_dir(cfg.run.storage_path, ckpt.path, run_dir)
+        best = best_of(scored)
+        metrics = best.metrics
+        best_path = storage.fetch_fs_dir(cfg.run.storage_path, str(best.path), run_dir)
     elif result.checkpoint is not None:
         best_path = storage.fetch_fs_dir(cfg.run.storage_path, result.checkpoint.path, run_dir)
         metrics = dict(result.metrics or {})

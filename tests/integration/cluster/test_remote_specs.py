@@ -3,7 +3,8 @@
 A tiny run dir is built locally (the random toy Whisper as two complete checkpoints plus a
 half-uploaded one), uploaded to the bucket, and then only the URI is used: the listing must come
 from the bucket's metadata, ``best`` must download the best checkpoint alone and push ``best/``
-back, and the model specs must resolve ``s3://.../RUN`` to that ``best/``.
+back, and the model specs must resolve ``s3://.../RUN`` to that ``best/``. The same rules through
+fsspec's ``memory://`` (no server needed) are in ``tests/unit/runs/test_runs_remote.py``.
 """
 
 from __future__ import annotations
@@ -116,9 +117,10 @@ def test_runs_best_evaluate_against_s3(
     assert run_copy.parent == tmp_path / "cache" / "remote" and (run_copy / "best" / "config.json").is_file()
 
     from whisper_tune.models import ensure_hf_dir
+    from whisper_tune.runs import resolve_model_spec
     from whisper_tune.serve.backends import resolve_model_dir
 
-    hf = Path(ensure_hf_dir(run_uri))
+    hf = Path(ensure_hf_dir(resolve_model_spec(run_uri)))  # models take model dirs: runs resolve first
     served = Path(resolve_model_dir(run_uri))
     assert hf == served and hf.name == "best" and (hf / "model.safetensors").is_file()
     assert not list(hf.parent.glob("checkpoint_*"))  # the run copy leaves checkpoints in the bucket
@@ -127,7 +129,7 @@ def test_runs_best_evaluate_against_s3(
     # best/ exported again from another checkpoint: the cached copy is refreshed, not reused
     assert main(["best", run_uri, "--checkpoint", "checkpoint_000001"]) == 0
     capsys.readouterr()
-    again = Path(ensure_hf_dir(run_uri))
+    again = Path(ensure_hf_dir(resolve_model_spec(run_uri)))
     assert json.loads((again / "metrics.json").read_text())["eval_wer"] == 0.5
 
     # a model dir URI (not a run) and a missing one
@@ -136,48 +138,3 @@ def test_runs_best_evaluate_against_s3(
     assert (Path(ensure_hf_dir(toy_uri)) / "config.json").is_file()
     assert main(["evaluate", "--model", storage.join(root, "nope"), "--data", str(data)]) == 2
     assert "no such directory" in capsys.readouterr().err
-
-
-def test_spec_and_checkpoint_edge_cases_on_fsspec_memory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The same code through a non-S3 scheme (fsspec ``memory://``): what is a run, a model, a
-    complete remote checkpoint; errors name the URI and the command to run."""
-    from whisper_tune.errors import ModelNotFoundError, UserError
-    from whisper_tune.runs import list_runs, resolve_run_dir
-
-    monkeypatch.setenv("WHISPER_TUNE_CACHE", str(tmp_path / "cache"))
-    base = f"memory://wt-{tmp_path.name}"
-    run = storage.join(base, "runs", "r")
-    storage.write_text(storage.join(run, "config.yaml"), "a: 1\n")
-    storage.write_text(storage.join(run, "tensorboard", "events.out.tfevents.1"), "tb")
-    ok, sharded, missing = (storage.join(run, f"checkpoint_00000{i}") for i in (1, 2, 3))
-    for ckpt, step in ((ok, 1), (sharded, 2), (missing, 3)):
-        storage.write_text(
-            storage.join(ckpt, "metrics.json"), json.dumps({"step": step, "eval_wer": 0.1 * step})
-        )
-        storage.write_text(storage.join(ckpt, "checkpoint", "trainer_state.json"), '{"global_step": 1}')
-    storage.write_bytes(storage.join(ok, "checkpoint", "model.safetensors"), b"x")
-    index = {"weight_map": {"a": "model-1.safetensors", "b": "model-2.safetensors"}}
-    storage.write_text(storage.join(sharded, "checkpoint", "model.safetensors.index.json"), json.dumps(index))
-    storage.write_bytes(storage.join(sharded, "checkpoint", "model-1.safetensors"), b"x")  # shard 2 missing
-    storage.write_text(storage.join(missing, "checkpoint", "trainer_state.json"), "not json")
-    storage.write_bytes(storage.join(missing, "checkpoint", "model.safetensors"), b"x")
-
-    assert [c.step for c in storage.remote_checkpoints(run)] == [1]
-    (info,) = list_runs(storage.join(base, "runs"))
-    assert (info.name, info.status, info.checkpoints, info.best_checkpoint) == ("r", "unknown", 1, ok)
-    with pytest.raises(UserError, match=f"run `whisper-tune best {run}` first"):
-        storage.localize(run)
-    with pytest.raises(ModelNotFoundError, match="no such directory"):
-        storage.localize(storage.join(base, "nope"))
-    storage.write_text(storage.join(base, "other", "readme.txt"), "hi")
-    with pytest.raises(ModelNotFoundError, match="neither a model directory"):
-        storage.localize(storage.join(base, "other"))
-    assert storage.localize("tiny.en") == "tiny.en" and storage.localize(str(tmp_path)) == str(tmp_path)
-
-    copy = resolve_run_dir("r", storage.join(base, "runs"))  # a run name under a URI storage
-    assert (copy / "config.yaml").read_text() == "a: 1\n" and (copy / "tensorboard").is_dir()
-    assert not list(copy.glob("checkpoint_*"))
-    with pytest.raises(UserError, match="not found"):
-        resolve_run_dir(storage.join(base, "other"))

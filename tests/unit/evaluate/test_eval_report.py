@@ -208,3 +208,52 @@ def test_training_curves_from_tensorboard(tmp_path):
     assert curves["eval_wer"] == [(10, 0.5), (20, pytest.approx(0.3))]
     assert [s for s, _ in curves["loss"]] == [10, 20]
     assert read_training_curves(tmp_path / "nothing") == {}
+
+
+def test_report_carries_ci_prompt_baseline_guard_and_entities(tmp_path):
+    kw = dict(group_by=["intent"], terms=TERMS, seconds=1.0)
+    cmp = _cmp()
+    cmp.prompt_baseline = score_texts("base+prompt", "t.jsonl", ITEMS, BASE[:3] + ["hello there"], **kw)
+    cmp.prompt_baseline.prompt = "Zelle, APR"
+    g_items = [Item("g1", "had he married a more amiable woman"), Item("g2", "go forward ten meters")]
+    cmp.guard = ComparisonResult(
+        base=score_texts(
+            "base", "guard.jsonl", g_items, ["had he married a more amiable woman", "go forward ten meters"]
+        ),
+        tuned=score_texts(
+            "tuned",
+            "guard.jsonl",
+            g_items,
+            ["how do you marry a more amiable woman", "go forward ten meters"],
+        ),
+    )
+    write_comparison(cmp, tmp_path / "out")
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    sig = rep["significance"]
+    assert sig["diff"] == pytest.approx(rep["tuned"]["wer"] - rep["base"]["wer"])
+    assert sig["diff_low"] <= sig["diff"] <= sig["diff_high"] and 0.0 <= sig["prob_improvement"] <= 1.0
+    assert rep["ci_line"].startswith("WER difference, paired bootstrap") and "95 % CI" in rep["ci_line"]
+    assert rep["prompt_baseline"]["prompt"] == "Zelle, APR" and rep["prompt_baseline"]["tuned_beats_prompt"]
+    assert rep["guard"]["tuned_wer"] > rep["guard"]["base_wer"] == 0.0
+    assert rep["guard"]["regressed"] == 1
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "**WER difference: -80.000 %**" in md and "95 % CI" in md
+    assert "base + prompt" in md and "Prompt baseline" in md
+    assert "real-speech guard" in md and "On real speech (guard) the tuned model is worse" in md
+
+
+def test_report_without_guard_says_so(tmp_path):
+    cmp = _cmp()
+    cmp.guard_note = "no real-speech guard (data.guard: none)"
+    write_comparison(cmp, tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "no real-speech guard (data.guard: none)" in md
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["guard"] is None
+
+
+def test_entities_in_metrics():
+    items = [Item("e1", "pay twenty five dollars on March 5th from card 4321")]
+    res = score_texts("m", "t.jsonl", items, ["pay $25 on march 5th from card 4312"])
+    ent = res.metrics()["entities"]
+    assert ent["per_kind"]["amount"]["correct"] == 1 and ent["per_kind"]["digits"]["correct"] == 0
+    assert ent["per_kind"]["date"]["correct"] == 1

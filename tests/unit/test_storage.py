@@ -1,4 +1,5 @@
-"""Unit tests for whisper_tune.storage on the local filesystem and fsspec's in-memory filesystem."""
+"""Unit tests for whisper_tune.storage (and paths.cache_root) on the local filesystem and fsspec's
+in-memory filesystem."""
 
 from __future__ import annotations
 
@@ -104,37 +105,40 @@ def test_materialize_missing(tmp_path: Path) -> None:
         storage.upload_dir(tmp_path / "nope", "memory://wt-x/y")
 
 
-def test_staged_run_push_pull_and_fetch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_staging_dir_and_fetch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WHISPER_TUNE_CACHE", str(tmp_path / "cache"))
     uri = f"memory://wt-stage-{tmp_path.name}/runs"
     root = storage.staging_dir(uri)
     assert root.is_dir() and root.parent == tmp_path / "cache" / "staging"
     assert storage.staging_dir(uri) == root and storage.staging_dir(uri + "/") == root
-    local = root / "r1"
-    (local / "best").mkdir(parents=True)
-    (local / "best" / "config.json").write_text("{}")
-    (local / "config.yaml").write_text("a: 1\n")
-    (local / "config.20260101-000000.yaml").write_text("a: 0\n")
-    (local / "status.json").write_text('{"status": "finished"}')
-    (local / "features").mkdir()
-    (local / "features" / "big.npy").write_bytes(b"x")  # caches are not uploaded
     remote = storage.join(uri, "r1")
     storage.write_text(storage.join(remote, "checkpoint_000004", "metrics.json"), "{}")  # as Ray would
-    storage.push_run(local, remote)
-    assert storage.listdir(remote) == [
-        "best", "checkpoint_000004", "config.20260101-000000.yaml", "config.yaml", "status.json",
-    ]  # fmt: skip
-    # a fresh machine: pull gets the small files, never the checkpoints
-    fresh = tmp_path / "fresh" / "r1"
-    assert storage.pull_run(remote, fresh)
-    assert sorted(p.name for p in fresh.iterdir()) == [
-        "config.20260101-000000.yaml",
-        "config.yaml",
-        "status.json",
-    ]
-    assert not storage.pull_run(storage.join(uri, "nope"), tmp_path / "nope")
     got = storage.fetch_fs_dir(
         uri, storage.resolve(storage.join(remote, "checkpoint_000004")).path, tmp_path / "dl"
     )
     assert got == tmp_path / "dl" / "checkpoint_000004" and (got / "metrics.json").read_text() == "{}"
     assert storage.fetch_fs_dir(str(tmp_path), "/some/local/ckpt", tmp_path) == Path("/some/local/ckpt")
+
+
+def test_read_json_and_mtime(tmp_path: Path) -> None:
+    base = f"memory://wt-json-{tmp_path.name}"
+    storage.write_text(storage.join(base, "a.json"), '{"x": 1}')
+    storage.write_text(storage.join(base, "list.json"), "[1]")
+    storage.write_text(storage.join(base, "bad.json"), "{")
+    assert storage.read_json(storage.join(base, "a.json")) == {"x": 1}
+    for name in ("list.json", "bad.json", "missing.json"):
+        assert storage.read_json(storage.join(base, name)) == {}
+    (tmp_path / "l.json").write_text('{"y": 2}')
+    assert storage.read_json(tmp_path / "l.json") == {"y": 2}
+    assert storage.mtime_ns(tmp_path / "l.json") > 0
+
+
+def test_cache_root_expands_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from whisper_tune.models.cache import cache_root as models_cache_root
+    from whisper_tune.paths import cache_root
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("WHISPER_TUNE_CACHE", "~/wt-cache")
+    assert cache_root() == tmp_path / "wt-cache" == models_cache_root()
+    monkeypatch.delenv("WHISPER_TUNE_CACHE")
+    assert cache_root() == tmp_path / ".cache" / "whisper-tune"
