@@ -78,7 +78,7 @@ def test_checker_reports_upward_imports_and_cycles(tmp_path: Path) -> None:
             "for m in AREAS:\n    importlib.import_module(m)\n",  # 9 -> 9 (allowed), 9 -> 5
             "demo.py": doc + "def f():\n    from whisper_tune import train\n",  # 9 -> 5: fine
             "data/__init__.py": doc,
-            "data/cli.py": doc + "def build():\n    from whisper_tune.models.load import m\n",  # 1 -> 2
+            "data/checks.py": doc + "def build():\n    from whisper_tune.models.load import m\n",  # 1 -> 2
             "data/prep.py": doc + "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
             "    from whisper_tune.scoring import s\n",  # 1 -> 1, other package
             "models/__init__.py": doc + "import importlib\n\ndef __getattr__(n):\n"
@@ -94,7 +94,7 @@ def test_checker_reports_upward_imports_and_cycles(tmp_path: Path) -> None:
     )
     modules = scan(src)
     layer = "\n".join(layer_violations(modules))
-    assert "data/cli.py:3: whisper_tune.data.cli -> whisper_tune.models.load (function-level)" in layer
+    assert "data/checks.py:3: whisper_tune.data.checks -> whisper_tune.models.load (function-level)" in layer
     assert "rank 1 (data) may not import rank 2 (models)" in layer
     assert "models/cache.py:3: whisper_tune.models.cache -> whisper_tune.runs (function-level)" in layer
     assert "data and scoring share rank 1" in layer and "(TYPE_CHECKING)" in layer

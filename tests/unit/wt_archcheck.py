@@ -81,8 +81,15 @@ class Module:
 
 
 def unit_of(module: str) -> str:
-    """``whisper_tune.data.synth.text`` -> ``data``; the root package -> ``__init__``."""
+    """``whisper_tune.data.synth.text`` -> ``data``; the root package -> ``__init__``.
+
+    Every area's command module (``whisper_tune.<area>/.../cli``) belongs to the ``cli`` layer:
+    commands are the entry layer and may use any stage (``data check --model`` loads a model's
+    processor), while no stage may import a command module.
+    """
     parts = module.split(".")
+    if len(parts) > 2 and parts[-1] in ("cli", "__main__"):
+        return "cli"
     return parts[1] if len(parts) > 1 else "__init__"
 
 
