@@ -11,7 +11,8 @@ without Ray (and after the cluster is gone), on a local disk or in object storag
         fast_path.json         what the training fast path chose (encoder context...)
         checkpoint_<step>/     Ray checkpoints: checkpoint/ (HF Trainer checkpoint) + metrics.json
         tensorboard/           TensorBoard events
-        best/                  self-contained HF model dir of the lowest eval_wer checkpoint
+        best/                  self-contained HF model dir of the best checkpoint (guard-admissible
+                               first, then lowest eval_wer; or its mix with the base weights)
                                (+ processor, generation config, whisper_tune_config.yaml,
                                metrics.json); best/ct2/ optional CTranslate2 export
         eval/                  evaluation predictions and reports
@@ -25,6 +26,9 @@ from __future__ import annotations
 
 from whisper_tune.runs.export import RemoteBest, export_best, export_best_remote, restore_full_context
 from whisper_tune.runs.layout import (
+    GUARD_OK,
+    SCORE,
+    SELECT_SCORE,
     Checkpoint,
     CheckpointInfo,
     RunDir,
@@ -45,6 +49,9 @@ from whisper_tune.runs.listing import (
 from whisper_tune.runs.staging import pull_run, push_run
 
 __all__ = [
+    "GUARD_OK",
+    "SCORE",
+    "SELECT_SCORE",
     "Checkpoint",
     "CheckpointInfo",
     "RemoteBest",

@@ -30,6 +30,9 @@ from whisper_tune import storage
 from whisper_tune.errors import UserError
 
 __all__ = [
+    "GUARD_OK",
+    "SCORE",
+    "SELECT_SCORE",
     "Checkpoint",
     "CheckpointInfo",
     "RunDir",
@@ -45,6 +48,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SCORE = "eval_wer"  # the metric "best" is about (lower is better)
+GUARD_OK = "guard_ok"  # training: whether the guard WER met base guard WER x (1 + run.guard_tolerance)
+SELECT_SCORE = "select_score"  # eval_wer + 1 when guard_ok is false: what Ray keeps checkpoints by
 TRAINER_STATE = "trainer_state.json"  # HF Trainer writes it last into a checkpoint
 WEIGHT_FILES = ("model.safetensors", "adapter_model.safetensors", "pytorch_model.bin", "adapter_model.bin")
 WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
@@ -107,18 +112,27 @@ class Checkpoint:
         value = self.metrics.get(SCORE)
         return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
-    def sort_key(self) -> tuple[float, int]:
-        """Best first: lowest eval_wer (none counts as worst), then the later step (more training
-        for the same WER). The one definition of "best"; :func:`best_of` applies it."""
+    @property
+    def guard_ok(self) -> bool | None:
+        """Whether the checkpoint met the run's real-speech guard bound (None: no guard scored)."""
+        value = self.metrics.get(GUARD_OK)
+        return bool(value) if isinstance(value, (bool, int, float)) else None
+
+    def sort_key(self) -> tuple[int, float, int]:
+        """Best first: checkpoints that meet the real-speech guard bound before those that do not
+        (``guard_ok``, written by training when a guard is scored), then the lowest eval_wer (none
+        counts as worst), then the later step (more training for the same WER). The one
+        definition of "best"; :func:`best_of` applies it."""
         wer = self.eval_wer
-        return (wer if wer is not None else math.inf, -self.step)
+        return (1 if self.guard_ok is False else 0, wer if wer is not None else math.inf, -self.step)
 
 
 CheckpointInfo = Checkpoint  # the name before local and remote checkpoints were one class
 
 
 def best_of(checkpoints: Sequence[Checkpoint]) -> Checkpoint:
-    """THE best-checkpoint rule: lowest eval_wer, ties (and no eval_wer) to the later step."""
+    """THE best-checkpoint rule: guard-admissible first, then lowest eval_wer, ties (and no
+    eval_wer) to the later step."""
     if not checkpoints:
         raise UserError("no checkpoints to choose the best from")
     return min(checkpoints, key=lambda c: c.sort_key())

@@ -38,6 +38,20 @@ def test_best_of_is_lowest_eval_wer_then_later_step() -> None:
         best_of([])
 
 
+def test_best_of_prefers_guard_admissible_checkpoints() -> None:
+    def ck(step: int, wer: float, ok: bool | None) -> Checkpoint:
+        metrics: dict[str, object] = {"eval_wer": wer}
+        if ok is not None:
+            metrics["guard_ok"] = ok
+        return Checkpoint(Path(f"c{step}"), step, metrics)
+
+    # the lowest eval WER forgot real speech: the best admissible one wins
+    assert best_of([ck(2, 0.30, True), ck(4, 0.20, True), ck(6, 0.10, False)]).step == 4
+    assert best_of([ck(2, 0.30, False), ck(4, 0.20, False)]).step == 4  # none admissible: plain rule
+    assert best_of([ck(2, 0.30, None), ck(4, 0.20, None)]).step == 4  # no guard scored: plain rule
+    assert ck(1, 0.1, False).guard_ok is False and ck(1, 0.1, None).guard_ok is None
+
+
 def test_select_best_is_min_eval_wer_then_later_step(tmp_path: Path, tiny_model_dir: Path) -> None:
     run = fake_run(tmp_path, tiny_model_dir, {2: 0.5, 4: 0.7, 6: 0.5, 8: None})
     rd = RunDir(run)
