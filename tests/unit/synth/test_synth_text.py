@@ -13,6 +13,8 @@ import pytest
 
 from whisper_tune.data.synth import numbers as num
 from whisper_tune.data.synth import text as tg
+from whisper_tune.data.synth.banking_templates import BANKING_TEMPLATES
+from whisper_tune.data.synth.general_vocab import GENERAL_TEMPLATES
 
 MINDS14 = {
     "abroad", "address", "app_error", "atm_limit", "balance", "business_loan", "card_issues",
@@ -100,7 +102,7 @@ def test_amount_percent_year_forms() -> None:
 
 
 def test_intents_are_minds14_and_all_covered() -> None:
-    assert set(tg.INTENTS) == MINDS14 == set(tg.BANKING_TEMPLATES)
+    assert set(tg.INTENTS) == MINDS14 == set(BANKING_TEMPLATES)
     utts = tg.generate_sentences(14 * 6, seed=1, general_share=0.0)
     counts: dict[str, int] = {}
     for u in utts:
@@ -111,7 +113,7 @@ def test_intents_are_minds14_and_all_covered() -> None:
 
 def test_every_template_fills() -> None:
     rng = random.Random(0)
-    for key, templates in [*tg.BANKING_TEMPLATES.items(), *tg.GENERAL_TEMPLATES.items()]:
+    for key, templates in [*BANKING_TEMPLATES.items(), *GENERAL_TEMPLATES.items()]:
         assert len(templates) >= 6, key
         for t in templates:
             for _ in range(5):
@@ -257,7 +259,7 @@ def test_questions_end_with_question_mark() -> None:
     """Every paraphrase combination: a last sentence opening with a question word ends in '?'."""
     import itertools
 
-    for key, templates in [*tg.BANKING_TEMPLATES.items(), *tg.GENERAL_TEMPLATES.items()]:
+    for key, templates in [*BANKING_TEMPLATES.items(), *GENERAL_TEMPLATES.items()]:
         for t in templates:
             parts = re.split(r"(\[[^\]]*\])", t)
             options = [p[1:-1].split("|") if p.startswith("[") else [p] for p in parts]
