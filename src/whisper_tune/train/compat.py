@@ -13,7 +13,13 @@ import dataclasses
 import functools
 from typing import Any
 
-__all__ = ["checkpointing_arg_name", "checkpointing_args", "cuda_bf16_supported"]
+__all__ = [
+    "checkpointing_arg_name",
+    "checkpointing_args",
+    "cuda_bf16_supported",
+    "is_checkpointing",
+    "set_checkpointing",
+]
 
 
 @functools.cache
@@ -46,6 +52,36 @@ def checkpointing_args(enabled: bool) -> dict[str, Any]:
     """
     key = checkpointing_arg_name()
     return {key: bool(enabled), f"{key}_kwargs": {"use_reentrant": False} if enabled else None}
+
+
+def set_checkpointing(model: Any, enabled: bool) -> None:
+    """Turn a model's activation checkpointing on (non-reentrant) or off.
+
+    transformers 5.2x names the methods ``activation_checkpointing_enable/_disable`` (the
+    ``gradient_checkpointing_*`` names still work but warn); older versions have only the
+    ``gradient_checkpointing_*`` ones.
+    """
+    if enabled:
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    elif hasattr(model, "activation_checkpointing_disable"):
+        model.activation_checkpointing_disable()
+    else:
+        model.gradient_checkpointing_disable()
+
+
+def is_checkpointing(model: Any) -> bool:
+    """Whether activation checkpointing is on (``is_activation_checkpointing`` in transformers
+    5.2x, ``is_gradient_checkpointing`` before; False for a module that has neither)."""
+    for name in ("is_activation_checkpointing", "is_gradient_checkpointing"):
+        try:  # getattr, not hasattr on the class: a peft model forwards it to the base model
+            return bool(getattr(model, name))
+        except AttributeError:
+            continue
+    return False
 
 
 def cuda_bf16_supported() -> bool:

@@ -32,7 +32,12 @@ from typing import Any
 import torch
 
 from whisper_tune.errors import UserError
-from whisper_tune.train.compat import checkpointing_args, cuda_bf16_supported
+from whisper_tune.train.compat import (
+    checkpointing_args,
+    cuda_bf16_supported,
+    is_checkpointing,
+    set_checkpointing,
+)
 
 __all__ = [
     "FULL_FRAMES",
@@ -348,9 +353,9 @@ def apply_fast_path(model: Any, plan: FastPathPlan) -> Any:
     # torch.compile guard (and recompile) on per-layer cache state. generate() still caches.
     model.config.use_cache = False
     if plan.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    elif getattr(model, "is_gradient_checkpointing", False):
-        model.gradient_checkpointing_disable()
+        set_checkpointing(model, True)
+    elif is_checkpointing(model):
+        set_checkpointing(model, False)
     if plan.compile_scope == "model":
         compile_model(model)
     elif plan.compile_scope == "encoder":

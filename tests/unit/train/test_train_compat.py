@@ -36,3 +36,19 @@ def test_cuda_bf16_supported_on_older_torch(monkeypatch) -> None:
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", old_signature)
     assert compat.cuda_bf16_supported() is True
+
+
+def test_checkpointing_on_and_off_without_deprecation_warnings() -> None:
+    import warnings
+
+    from whisper_tune.models.random_init import make_random_whisper
+
+    model, _ = make_random_whisper("test")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # the deprecated 5.2x aliases would warn
+        assert compat.is_checkpointing(model) is False
+        compat.set_checkpointing(model, True)
+        assert compat.is_checkpointing(model) is True
+        compat.set_checkpointing(model, False)
+        assert compat.is_checkpointing(model) is False
+    assert compat.is_checkpointing(torch.nn.Linear(2, 2)) is False  # a plain module has neither name
