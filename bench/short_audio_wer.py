@@ -5,12 +5,13 @@ fine-tunes real tiny.en weights (packed by ``bench/short_audio_prep.py``: int8 r
 dequantized here, the same start for both recipes) on a synthesized banking corpus with
 
   seed: fp16 + GradScaler, batch 16, gradient checkpointing, eager attention, 30 s inputs;
-  fast: ``whisper_tune.train.fastpath`` (bf16, SDPA, fused AdamW, torch.compile, no
-        checkpointing) with the encoder cut to the longest clip + 64 frames;
+  fast: ``whisper_tune.train.fastpath.plan_fast_path`` (bf16, SDPA, fused AdamW, torch.compile,
+        no checkpointing) with the encoder cut to the longest clip + 64 frames;
 
-evaluating greedy transcripts of the held-out test split after every epoch (evaluation time
-is not counted as training time). Token ids come back as JSON; WER is scored on the CPU
-machine with the project's normalizer (``--score``).
+both trained through the product's Trainer path (the training recipe's ``training_arguments``
+and ``WhisperTrainer``, ``bench/_lib.py``), evaluating greedy transcripts of the held-out test
+split after every epoch (evaluation time is not counted as training time). Token ids come back
+as JSON; WER is scored on the CPU machine with the project's normalizer (``--score``).
 
     # GPU machine (carry .carry/perf):
     PYTHONPATH=src:.carry/perf/site python bench/short_audio_wer.py --data .carry/perf/b --out $OUT/b.json
@@ -30,6 +31,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers import TrainerCallback
+
+import _lib as lib
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -53,11 +57,8 @@ def load_split(
 
 
 def load_model(data: Path, device: str) -> Any:
-    import sys
-
     from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration
 
-    sys.path.insert(0, str(Path(__file__).parent))
     from short_audio_prep import dequantize_state_dict
 
     cfg = WhisperConfig.from_json_file(str(data / "config.json"))
@@ -71,14 +72,6 @@ def load_model(data: Path, device: str) -> Any:
     return model
 
 
-def batch_labels(labels: list[list[int]], idx: list[int], sot: int, device: str) -> torch.Tensor:
-    seqs = [labels[i][1:] if labels[i][0] == sot else labels[i] for i in idx]
-    out = torch.full((len(seqs), max(len(s) for s in seqs)), -100, dtype=torch.long)
-    for j, s in enumerate(seqs):
-        out[j, : len(s)] = torch.tensor(s)
-    return out.to(device)
-
-
 @torch.no_grad()
 def transcribe(
     model: Any, feats: torch.Tensor, dtype: torch.dtype | None, batch: int = 32
@@ -89,88 +82,111 @@ def transcribe(
     out: list[list[int]] = []
     with uncompiled(model):
         for s in range(0, feats.shape[0], batch):
-            with torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
+            with torch.autocast(feats.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 ids = model.generate(feats[s : s + batch], max_new_tokens=96, num_beams=1)
             out.extend(ids.tolist())
     model.train()
     return out
 
 
-def run_recipe(name: str, args: argparse.Namespace, data: Path, results: dict[str, Any]) -> None:
-    from whisper_tune.train import fastpath as fp
+class _Labelled(torch.utils.data.Dataset):
+    """Training items as the data pipeline yields them: features + labels without the start token."""
 
-    torch._dynamo.reset()
-    torch.manual_seed(0)
-    model = load_model(data, "cuda")
-    sot = int(model.generation_config.decoder_start_token_id)
-    if name == "seed":
-        frames, batch, lr, epochs = 3000, 16, args.lr, args.seed_epochs
-        dtype: torch.dtype | None = torch.float16
-        model.set_attn_implementation("eager")
-        model.gradient_checkpointing_enable()
-        model.config.use_cache = False
-        opt: Any = torch.optim.AdamW(model.parameters(), lr=lr)
-        scaler: Any = torch.amp.GradScaler("cuda")
-    else:
-        frames = fp.choose_encoder_frames(args.max_seconds, args.margin_frames)
-        plan = fp.plan_fast_path("cuda", "auto", n_frames=frames, compile=args.fast_compile)
-        fp.apply_fast_path(model, plan)
-        batch, lr, epochs = args.fast_batch, args.lr * args.fast_batch / 16, args.fast_epochs
-        dtype = fp.autocast_dtype(plan.precision)
-        opt = fp.fused_adamw(model.parameters(), lr=lr, device="cuda")
-        scaler = None
-    train_x, train_y, _ = load_split(data, "train", frames, "cuda")
-    test_x, _, _ = load_split(data, "test", frames, "cuda")
-    n = train_x.shape[0]
-    warm = 10
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
-    g = torch.Generator().manual_seed(0)
-    rec: dict[str, Any] = {"frames": frames, "batch": batch, "lr": lr, "epochs": []}
-    t_train = 0.0
-    step = 0
-    for epoch in range(1, epochs + 1):
-        perm = torch.randperm(n, generator=g).tolist()
-        nb = n // batch  # drop the last partial batch (fixed shapes for the compiled model)
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        losses = []
-        for b in range(nb):
-            idx = perm[b * batch : (b + 1) * batch]
-            y = batch_labels(train_y, idx, sot, "cuda")
-            with torch.autocast("cuda", dtype=dtype):
-                loss = model(input_features=train_x[idx], labels=y).loss
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
-            opt.zero_grad(set_to_none=True)
-            sched.step()
-            step += 1
-            losses.append(loss.detach())
-        torch.cuda.synchronize()
-        dt = time.perf_counter() - t0
-        t_train += dt
-        mean_loss = float(torch.stack(losses).float().mean())
-        hyps = transcribe(model, test_x, dtype)
-        rec["epochs"].append(
+    def __init__(self, feats: torch.Tensor, labels: list[list[int]], sot: int) -> None:
+        self.feats = feats
+        self.labels = [torch.tensor(x[1:] if x and x[0] == sot else x) for x in labels]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"input_features": self.feats[i], "labels": self.labels[i]}
+
+
+class EpochEval(TrainerCallback):
+    """After each epoch: its training time (this evaluation excluded), its loss, test transcripts."""
+
+    def __init__(
+        self, name: str, model: Any, test_x: torch.Tensor, dtype: Any, device: str, rec: dict
+    ) -> None:
+        self.name, self.model, self.test_x, self.dtype, self.device, self.rec = (
+            name,
+            model,
+            test_x,
+            dtype,
+            device,
+            rec,
+        )
+        self.t0 = 0.0
+        self.train_s = 0.0
+
+    def on_epoch_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        lib.sync(self.device)
+        self.t0 = time.perf_counter()
+
+    def on_epoch_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        lib.sync(self.device)
+        dt = time.perf_counter() - self.t0
+        self.train_s += dt
+        loss = next((float(e["loss"]) for e in reversed(state.log_history) if "loss" in e), math.nan)
+        hyps = transcribe(self.model, self.test_x, self.dtype)
+        epoch = len(self.rec["epochs"]) + 1
+        self.rec["epochs"].append(
             {
                 "epoch": epoch,
-                "steps": step,
+                "steps": state.global_step,
                 "epoch_s": dt,
-                "train_s": t_train,
-                "loss": mean_loss,
+                "train_s": self.train_s,
+                "loss": loss,
                 "hyps": hyps,
             }
         )
         print(
-            f"{name}: epoch {epoch} steps {step} epoch {dt:6.1f}s cum {t_train:6.1f}s loss {mean_loss:.3f}",
+            f"{self.name}: epoch {epoch} steps {state.global_step} epoch {dt:6.1f}s cum {self.train_s:6.1f}s loss {loss:.3f}",
             flush=True,
         )
-        if not math.isfinite(mean_loss):
-            break
+        if not math.isfinite(loss):
+            control.should_training_stop = True
+        return control
+
+
+def run_recipe(name: str, args: argparse.Namespace, data: Path, results: dict[str, Any]) -> None:
+    from whisper_tune.train import fastpath as fp
+
+    dev = args.device
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = load_model(data, dev)
+    sot = int(model.generation_config.decoder_start_token_id)
+    if name == "seed":
+        frames, batch, lr, epochs = 3000, 16, args.lr, args.seed_epochs
+        plan = lib.seed_plan(dev, frames)
+    else:
+        frames = fp.choose_encoder_frames(args.max_seconds, args.margin_frames)
+        plan = fp.plan_fast_path(dev, "auto", n_frames=frames, compile=args.fast_compile)
+        batch, lr, epochs = args.fast_batch, args.lr * args.fast_batch / 16, args.fast_epochs
+    fp.apply_fast_path(model, plan)
+    train_x, train_y, _ = load_split(data, "train", frames, "cpu")  # the Trainer's loader moves batches
+    test_x, _, _ = load_split(data, "test", frames, dev)
+    n = train_x.shape[0]
+    per_epoch = (
+        n // batch if plan.compile_scope != "none" else math.ceil(n / batch)
+    )  # drop_last when compiled
+    job = lib.trainer_job(
+        batch,
+        num_epochs=epochs,
+        total_steps=per_epoch * epochs,
+        learning_rate=lr,
+        warmup_steps=10,
+        lr_scheduler="constant_with_warmup",
+        logging_steps=per_epoch,  # one mean loss per epoch
+        gradient_checkpointing=plan.gradient_checkpointing,
+    )
+    rec: dict[str, Any] = {"frames": frames, "batch": batch, "lr": lr, "epochs": [], "plan": plan.to_dict()}
+    evaluate = EpochEval(name, model, test_x, lib.autocast_dtype(plan.precision), dev, rec)
+    lib.run_product_trainer(
+        model, plan, job, _Labelled(train_x, train_y, sot), lib.FeatureCollate(frames), [evaluate]
+    )
     results[name] = rec
 
 
@@ -178,15 +194,20 @@ def gpu_main(args: argparse.Namespace) -> int:
     from whisper_tune.train import fastpath as fp
 
     data = Path(args.data)
-    results: dict[str, Any] = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    env = lib.environment()
+    results: dict[str, Any] = {
+        "device": env["device"],
+        "torch": env["torch"],
+        "transformers": env["transformers"],
+    }
     # the untuned starting point, at 30 s and at the short context
-    model = load_model(data, "cuda")
+    model = load_model(data, args.device)
     for frames in (
         (3000, fp.choose_encoder_frames(args.max_seconds, args.margin_frames)) if not args.no_untuned else ()
     ):
         if frames != fp.encoder_frames(model):
             fp.shorten_encoder_context(model, frames)
-        x, _, _ = load_split(data, "test", frames, "cuda")
+        x, _, _ = load_split(data, "test", frames, args.device)
         results[f"untuned_{frames}"] = {"frames": frames, "hyps": transcribe(model, x, None)}
     del model
     for name in args.recipes.split(","):
@@ -253,7 +274,7 @@ def score(args: argparse.Namespace) -> int:
     return 0
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=".carry/perf/b")
     ap.add_argument("--out", default="short_audio_wer_raw.json")
@@ -268,10 +289,13 @@ def main() -> int:
     ap.add_argument("--max-seconds", type=float, default=8.0)
     ap.add_argument("--margin-frames", type=int, default=64)
     ap.add_argument("--no-untuned", action="store_true", help="skip the untuned baseline transcripts")
+    ap.add_argument(
+        "--device", default="cuda", help="cuda (the benchmark) or cpu (a smoke run of the script)"
+    )
     ap.add_argument("--score", default="", help="score a raw JSON from the GPU run (CPU side)")
     ap.add_argument("--processor", default="/tmp/whisper_tune_short_audio_processor")
     ap.add_argument("--table", default="bench/results/h100_short_audio_wer.json")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.score:
         return score(args)
     return gpu_main(args)

@@ -1,112 +1,110 @@
 """Seconds per training sample: full fine-tune vs frozen encoder vs cached encoder outputs.
 
 Why: the CPU demo's strategy (``train.strategy: decoder`` + ``train.cache_encoder_outputs``)
-is chosen by measurement. This times, on one model shape with random weights (speed does
-not depend on the values), 30 s inputs ([80, 3000] features) and ~24 label tokens:
+is chosen by measurement, of the product's own pieces: the strategies come from
+``whisper_tune.train.strategies.apply_strategy``, the cache from
+``whisper_tune.train.encoder_cache`` (``build_encoder_cache`` writing float16 ``.npy`` files,
+``CachedEncoderDataset`` + ``CachedEncoderCollator`` reading them back into batches). On one
+model shape with random weights (speed does not depend on the values), 30 s inputs
+([80, 3000] features) and ~24 label tokens:
 
-  full      forward + backward through encoder and decoder (the seed's recipe)
-  frozen    encoder under no_grad, decoder trained (strategy "decoder", no cache)
-  encode    the encoder forward alone (what building the cache costs, once per clip)
-  cached    decoder trained on stored float16 encoder outputs (every later epoch)
+  full      forward + backward through encoder and decoder (strategy "full", the seed's)
+  frozen    encoder frozen, decoder trained (strategy "decoder", no cache)
+  encode    building the encoder cache (once per clip: encoder forward + the file written)
+  cached    decoder trained on the cached encoder outputs (every later epoch)
 
     python bench/train_encoder_cache.py --shape tiny --threads 2 --batch 8
     taskset -c 0,1 python bench/train_encoder_cache.py --shape tiny --threads 2   # 2 clean cores
 
-It needs only torch + transformers (no whisper_tune install), so it also runs on a bare
-machine.
+It needs only torch + transformers and the repo's tree (``bench/_lib.py`` puts ``src/`` on
+the path), so it also runs on a bare machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 
-SHAPES = {
-    "test": (64, 2, 4, 128),
-    "tiny": (384, 4, 6, 1536),
-    "base": (512, 6, 8, 2048),
-    "small": (768, 12, 12, 3072),
-}
+import _lib as lib
+from whisper_tune.models.random_init import SHAPES
+from whisper_tune.train.config import TrainSection
+from whisper_tune.train.encoder_cache import (
+    CachedEncoderCollator,
+    CachedEncoderDataset,
+    build_encoder_cache,
+    cache_fingerprint,
+)
+from whisper_tune.train.strategies import apply_strategy
+
+LABEL_LEN = 24
 
 
-def make_model(shape: str) -> Any:
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
+class _Clips(torch.utils.data.Dataset):
+    """``batch`` items as the data pipeline yields them: features + labels (+ id)."""
 
-    d, n, h, ffn = SHAPES[shape]
-    cfg = WhisperConfig(
-        vocab_size=51864,
-        num_mel_bins=80,
-        d_model=d,
-        encoder_layers=n,
-        decoder_layers=n,
-        encoder_attention_heads=h,
-        decoder_attention_heads=h,
-        encoder_ffn_dim=ffn,
-        decoder_ffn_dim=ffn,
-        decoder_start_token_id=50257,
-        pad_token_id=50256,
-        eos_token_id=50256,
-        bos_token_id=50256,
-    )
-    torch.manual_seed(0)
-    return WhisperForConditionalGeneration(cfg)
+    def __init__(self, feats: torch.Tensor, labels: torch.Tensor) -> None:
+        self.feats, self.labels = feats, labels
+
+    def __len__(self) -> int:
+        return self.feats.shape[0]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"input_features": self.feats[i].numpy(), "labels": self.labels[i].tolist(), "id": str(i)}
 
 
 def bench(shape: str, batch: int, reps: int, device: str) -> dict[str, float]:
-    model = make_model(shape).to(device)
-    model.train()
-    feats = torch.randn(batch, 80, 3000, device=device)
-    labels = torch.randint(0, 50000, (batch, 24), device=device)
+    model = lib.bare_whisper(shape)
+    feats = torch.randn(batch, model.config.num_mel_bins, 3000)
+    labels = torch.randint(0, 50000, (batch, LABEL_LEN))
 
-    def sync() -> None:
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-
-    def timed(fn: Any) -> float:
-        fn()  # warm-up
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        sync()
-        return (time.perf_counter() - t0) / reps / batch
-
-    def make_step(params: list[torch.nn.Parameter], **inputs: Any) -> Any:
-        opt = torch.optim.AdamW(params, lr=1e-5)
+    def make_step(m: Any, **inputs: Any) -> Any:
+        opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-5)
 
         def step() -> None:
-            loss = model(labels=labels, **inputs).loss
+            loss = m(labels=labels.to(device), **inputs).loss
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
 
         return step
 
+    def per_sample(fn: Any) -> float:
+        return lib.time_per_call(fn, reps, device) / batch
+
     out: dict[str, float] = {}
-    out["full"] = timed(make_step(list(model.parameters()), input_features=feats))
-    encoder = model.get_encoder()
-    for p in encoder.parameters():
-        p.requires_grad_(False)
-    dec_params = [p for p in model.parameters() if p.requires_grad]
-    out["frozen"] = timed(make_step(dec_params, input_features=feats))
-    hidden: list[torch.Tensor] = []
+    full, _ = apply_strategy(model, TrainSection(strategy="full"))
+    full.to(device).train()
+    out["full"] = per_sample(make_step(full, input_features=feats.to(device)))
+    frozen, _ = apply_strategy(full, TrainSection(strategy="decoder"))
+    out["frozen"] = per_sample(make_step(frozen, input_features=feats.to(device)))
 
-    @torch.no_grad()
-    def encode() -> None:
-        hidden[:] = [encoder(feats).last_hidden_state.to(torch.float16)]
-
-    out["encode"] = timed(encode)
-    cached = hidden[0].float()
-    out["cached"] = timed(make_step(dec_params, encoder_outputs=(cached,)))
+    clips = _Clips(feats, labels)
+    with tempfile.TemporaryDirectory(prefix="wt-enc-cache-") as tmp:
+        fingerprint = cache_fingerprint(shape, [str(i) for i in range(batch)])
+        t0 = time.perf_counter()
+        for rep in range(reps + 1):  # a fresh folder each time: a complete cache would be reused
+            if rep == 1:
+                t0 = time.perf_counter()
+            build_encoder_cache(
+                frozen, clips, Path(tmp) / str(rep), fingerprint, batch_size=batch, device=device
+            )
+        lib.sync(device)
+        out["encode"] = (time.perf_counter() - t0) / reps / batch
+        cached = CachedEncoderDataset(clips, Path(tmp) / "0")
+        collate = CachedEncoderCollator(lambda rows: rows, int(frozen.config.decoder_start_token_id))
+        enc = collate([cached[i] for i in range(batch)])["encoder_outputs"]
+        frozen.train()
+        out["cached"] = per_sample(make_step(frozen, encoder_outputs=(enc[0].to(device),)))
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shape", default="tiny", choices=sorted(SHAPES))
     ap.add_argument("--batch", type=int, default=8)
@@ -114,7 +112,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--epochs", type=int, default=3, help="for the per-epoch-average line")
-    args = ap.parse_args()
+    ap.add_argument("--out", default="", help="also write the result JSON here")
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     res = bench(args.shape, args.batch, args.reps, args.device)
     e = args.epochs
@@ -125,11 +124,14 @@ def main() -> None:
         "batch": args.batch,
         "threads": args.threads,
         "device": args.device,
-        "load_avg": os.getloadavg()[0],
+        "load_avg": lib.environment().get("load_avg"),
         "s_per_sample": {k: round(v, 4) for k, v in res.items()},
     }
     print(json.dumps(info, indent=2))
+    if args.out:
+        lib.write_json(args.out, info, indent=2)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

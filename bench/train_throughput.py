@@ -1,21 +1,27 @@
-"""Training throughput: the seed's recipe vs whisper-tune's fast path, in one process.
+"""Training throughput of the product's Trainer path: the seed's recipe vs the fast-path plan.
 
 Why: the fast path is only worth its complexity if it is measured side by side with the
-recipe it replaces, on the same card, model shape and inputs. For each shape (random init:
-speed does not depend on the weights) this runs
+recipe it replaces, on the same card, model shape and inputs, and through the code a
+training run executes. For each shape (random init: speed does not depend on the weights)
+this runs the HF ``Seq2SeqTrainer`` exactly as the training recipe builds it
+(``whisper_tune.train.trainer.training_arguments`` + ``WhisperTrainer``, the plan applied by
+``whisper_tune.train.fastpath.apply_fast_path``) under two plans:
 
-  (a) seed: fp16 autocast + GradScaler, batch 16, gradient checkpointing, eager attention,
-      AdamW (foreach);
-  (b) fast: ``whisper_tune.train.fastpath`` — bf16 autocast, SDPA, fused AdamW, batch sized
-      to memory, no checkpointing, the model torch.compiled;
+  (a) seed: fp16 + GradScaler, batch 16, gradient checkpointing, eager attention,
+      AdamW (foreach): the seed's recipe written as a ``FastPathPlan``;
+  (b) fast: ``plan_fast_path`` for the device: bf16 autocast, SDPA, fused AdamW, no
+      checkpointing, the model torch.compiled; batch sized to memory (``bench/_lib.py``);
 
 with 30 s inputs ([80, 3000] log-mel features, precomputed as the data pipeline caches them)
-and 20-40 label tokens, fed through a real multi-worker DataLoader. ``--short-audio`` adds
-(c) the fast path with the encoder context shortened to the clips' length + margin.
+and 20-40 label tokens, fed through the Trainer's own DataLoader (workers, pinned memory and
+prefetching as the plan sets them). ``--short-audio`` adds (c) the fast path with the encoder
+context shortened to the clips' length + margin.
 
-Per run it reports samples/s, MFU (DESIGN.md formula, 989e12 peak), peak GPU memory, and
-the data loader's share of wall time (time blocked waiting for a batch and copying it, with
-the GPU idle because each step ends in a synchronize), warm-up steps excluded.
+Timing is the product's ``Throughput`` callback (the one that writes a run's
+``fast_path.json``): warm-up steps excluded, each step synchronised. Per run it reports
+samples/s (wall, including the gaps between steps: data loading, the Trainer's bookkeeping),
+step-only samples/s, MFU (``bench/_lib.py``'s FLOP formula over the device's bf16 peak from
+its table, or ``--peak-flops``), peak GPU memory, and the share of wall time outside steps.
 
     PYTHONPATH=src python bench/train_throughput.py --shapes tiny,base,small \
         --short-audio --out bench/results/h100_train_throughput.json
@@ -24,67 +30,26 @@ the GPU idle because each step ends in a synchronize), warm-up steps excluded.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import gc
 import json
-import os
-import platform
+import math
 import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from transformers import TrainerCallback
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from whisper_tune.models.random_init import make_random_whisper  # noqa: E402
-from whisper_tune.train import fastpath as fp  # noqa: E402
+import _lib as lib
+from whisper_tune.train import fastpath as fp
+from whisper_tune.train.callbacks import Throughput
 
 SEED_BATCH = 16
-
-
-class SyntheticFeatures(Dataset):
-    """Precomputed-feature stand-in: a pool of random log-mel tensors + random-length labels."""
-
-    def __init__(self, n_items: int, n_mels: int, vocab: int, label_min: int, label_max: int, pool: int = 64):
-        g = torch.Generator().manual_seed(0)
-        self.pool = [torch.randn(n_mels, fp.FULL_FRAMES, generator=g).clamp_(-1.5, 1.5) for _ in range(pool)]
-        self.labels = [
-            torch.randint(
-                0,
-                min(vocab, 50257),
-                (int(torch.randint(label_min, label_max + 1, (1,), generator=g)),),
-                generator=g,
-            )
-            for _ in range(n_items)
-        ]
-        self.n = n_items
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"input_features": self.pool[i % len(self.pool)], "labels": self.labels[i]}
-
-
-class Collate:
-    """Stack features (cut to the encoder's frames, as the data helper's collator does) and pad labels with -100."""
-
-    def __init__(self, n_frames: int, pad_labels_to: int = 0):
-        self.n_frames = n_frames
-        self.pad_labels_to = pad_labels_to
-
-    def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        feats = torch.stack([fp.cut_features(it["input_features"], self.n_frames) for it in items])
-        length = max(max(len(it["labels"]) for it in items), self.pad_labels_to)
-        labels = torch.full((len(items), length), -100, dtype=torch.long)
-        for j, it in enumerate(items):
-            labels[j, : len(it["labels"])] = it["labels"]
-        return {"input_features": feats, "labels": labels}
+PROFILED_STEPS = 2
 
 
 @dataclass
@@ -98,42 +63,46 @@ class RunResult:
     gradient_checkpointing: bool
     compiled: str
     steps_timed: int
-    samples_per_s: float
+    samples_per_s: float  # wall: steps + the gaps between them
+    step_samples_per_s: float  # steps only
     step_s_median: float
     mean_label_len: float
     fwd_flops_per_sample: float
-    mfu: float
+    mfu: float | None
     peak_mem_gib: float
-    data_wait_s: float
+    data_wait_s: float  # wall time outside steps (batch fetch, Trainer bookkeeping)
     data_wait_fraction: float
     warmup_s: float
+    timed_path: str = "Seq2SeqTrainer (whisper_tune.train.trainer)"
     batch_estimate: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
 
-def _loader(ds: Dataset, batch: int, n_frames: int, workers: int, pad_labels_to: int = 0) -> DataLoader:
-    return DataLoader(
-        ds,
-        batch_size=batch,
-        shuffle=True,
-        drop_last=True,
-        num_workers=workers,
-        pin_memory=True,
-        persistent_workers=workers > 0,
-        prefetch_factor=4 if workers > 0 else None,
-        collate_fn=Collate(n_frames, pad_labels_to),
-    )
+class StepTimer(Throughput):
+    """The product's Throughput callback, also keeping each timed step and the warm-up time."""
+
+    def __init__(self, global_batch: int, warmup: int) -> None:
+        super().__init__(global_batch, None, warmup=warmup)
+        self.durations: list[float] = []
+        self.warmup_s = 0.0
+        self._t0 = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self._t0 = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        before = self.step_time
+        super().on_step_end(args, state, control, **kwargs)
+        if self.step_time != before:
+            self.durations.append(self.step_time - before)
+        if state.global_step == self.warmup:
+            self.warmup_s = time.perf_counter() - self._t0
 
 
-def _profile_breakdown(step: Any, n: int = 2) -> dict[str, float]:
-    """CUDA time per kernel family over ``n`` steps (ms per step), from torch.profiler."""
-    from torch.profiler import ProfilerActivity, profile
+class ProfileSteps(TrainerCallback):
+    """CUDA time per kernel family over steps ``first .. first + n - 1`` (ms per step)."""
 
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(n):
-            step()
-        torch.cuda.synchronize()
-    families = {
+    FAMILIES = {
         "matmul": ("gemm", "nvjet", "cutlass", "sm90_xmma", "cublas", "matmul"),
         "attention": ("flash", "fmha", "attention", "cudnn_generated", "sdpa"),
         "conv": ("conv", "implicit"),
@@ -141,247 +110,173 @@ def _profile_breakdown(step: Any, n: int = 2) -> dict[str, float]:
         "fused_triton": ("triton",),
         "cross_entropy": ("log_softmax", "nll_loss", "cross_entropy", "softmax"),
     }
-    out: dict[str, float] = {k: 0.0 for k in [*families, "other"]}
-    others: list[tuple[float, str]] = []
-    for ev in prof.key_averages():
-        t = getattr(ev, "device_time_total", None)
-        if t is None:
-            t = getattr(ev, "cuda_time_total", 0.0)
-        if not t or ev.key.startswith(("aten::", "cuda", "Memcpy", "Memset")) and "Memcpy" not in ev.key:
-            continue
-        name = ev.key.lower()
-        fam = next((f for f, keys in families.items() if any(k in name for k in keys)), "other")
-        out[fam] += t / 1000.0 / n
-        if fam == "other":
-            others.append((t / 1000.0 / n, ev.key[:90]))
-    for t, key in sorted(others, reverse=True)[:8]:
-        print(f"    other {t:7.2f} ms  {key}", flush=True)
-    return {k: round(v, 2) for k, v in out.items()}
+
+    def __init__(self, first: int, n: int) -> None:
+        self.first, self.n = first, n
+        self.prof: Any = None
+        self.breakdown: dict[str, float] = {}
+
+    def on_step_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        if state.global_step + 1 == self.first:
+            from torch.profiler import ProfilerActivity, profile
+
+            self.prof = profile(activities=[ProfilerActivity.CUDA])
+            self.prof.__enter__()
+
+    def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        if self.prof is not None and state.global_step == self.first + self.n - 1:
+            torch.cuda.synchronize()
+            self.prof.__exit__(None, None, None)
+            self.breakdown = self._families()
+            self.prof = None
+
+    def _families(self) -> dict[str, float]:
+        out: dict[str, float] = {k: 0.0 for k in [*self.FAMILIES, "other"]}
+        others: list[tuple[float, str]] = []
+        for ev in self.prof.key_averages():
+            t = getattr(ev, "device_time_total", None)
+            if t is None:  # older torch
+                t = getattr(ev, "cuda_time_total", 0.0)
+            if not t or ev.key.startswith(("aten::", "cuda", "Memcpy", "Memset")) and "Memcpy" not in ev.key:
+                continue
+            name = ev.key.lower()
+            fam = next((f for f, keys in self.FAMILIES.items() if any(k in name for k in keys)), "other")
+            out[fam] += t / 1000.0 / self.n
+            if fam == "other":
+                others.append((t / 1000.0 / self.n, ev.key[:90]))
+        for t, key in sorted(others, reverse=True)[:8]:
+            print(f"    other {t:7.2f} ms  {key}", flush=True)
+        return {k: round(v, 2) for k, v in out.items()}
 
 
 def run_one(shape: str, recipe: str, args: argparse.Namespace, n_frames: int = fp.FULL_FRAMES) -> RunResult:
     """One timed run. ``recipe``: ``seed`` or ``fast``, optionally with ``+`` modifiers:
-    ``sdpa`` (seed only: SDPA instead of eager attention), ``cudnn`` (prefer cuDNN SDPA), ``fixedlabels`` (labels padded to one length, static compile),
-    ``enccompile`` (compile the encoder only), ``nocompile``, ``bsN`` (fixed batch), ``bf16res``
-    (experimental: bf16 encoder position table, so the encoder's residual stream is bf16), ``prof``
-    (kernel-family breakdown from torch.profiler)."""
-    dev = torch.device("cuda")
+    ``sdpa`` (seed only: SDPA instead of eager attention), ``cudnn`` (prefer cuDNN SDPA),
+    ``fixedlabels`` (labels padded to one length, static compile), ``enccompile`` (compile the
+    encoder only), ``nocompile``, ``bsN`` (fixed batch), ``bf16res`` (experimental: bf16 encoder
+    position table, so the encoder's residual stream is bf16), ``prof`` (kernel-family
+    breakdown from torch.profiler over 2 extra steps before the timed ones)."""
+    dev = args.device
     base_recipe, *mods_list = recipe.split("+")
     mods = set(mods_list)
     fixed_batch = next((int(m[2:]) for m in mods if m.startswith("bs")), 0)
-    fixed_labels = "fixedlabels" in mods
     torch._dynamo.reset()  # runs must not share compiled graphs (or the recompile limit)
-    model, _ = make_random_whisper(shape)
+    model, _ = lib.random_whisper(shape)
+    model.to(dev)
     notes: list[str] = []
     estimate = None
     pad_labels_to = 0
     if base_recipe == "seed":
-        precision, batch = "fp16", fixed_batch or SEED_BATCH
-        seed_attn = "sdpa" if "sdpa" in mods else "eager"
-        model.set_attn_implementation(seed_attn)
-        model.gradient_checkpointing_enable()
-        model.config.use_cache = False
-        model.to(dev).train()
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-        scaler: torch.amp.GradScaler | None = torch.amp.GradScaler("cuda")
-        compiled, ckpt, attn = "none", True, seed_attn
+        plan = lib.seed_plan(dev, n_frames, args.workers, "sdpa" if "sdpa" in mods else "eager")
+        fp.apply_fast_path(model, plan)
+        batch = fixed_batch or SEED_BATCH
     else:
-        plan = fp.plan_fast_path(
-            "cuda",
-            "auto",
-            n_frames=n_frames,
-            compile="none"
+        scope = (
+            "none"
             if args.no_compile or "nocompile" in mods
             else "encoder"
             if "enccompile" in mods
-            else "auto",
-            num_workers=args.workers,
+            else "auto"
         )
-        precision = plan.precision
-        compile_scope = plan.compile_scope
-        plan.compile_scope = "none"  # size the batch on the eager model first
-        model.to(dev)
-        fp.apply_fast_path(model, plan)
-        model.train()
+        plan = fp.plan_fast_path(dev, "auto", n_frames=n_frames, compile=scope, num_workers=args.workers)
+        fp.apply_fast_path(model, dataclasses.replace(plan, compile_scope="none"))  # size the batch eagerly
         if "bf16res" in mods:  # experiment: bf16 position table -> bf16 encoder residual stream
             model.get_encoder().embed_positions.to(torch.bfloat16)
             notes.append("encoder embed_positions in bf16 (bf16 residual stream; experimental)")
         if fixed_batch or args.fast_batch:
             batch = fixed_batch or args.fast_batch
         else:
-            estimate = fp.estimate_batch_size(
+            estimate = lib.estimate_batch_size(
                 model,
                 n_frames=n_frames,
                 label_len=args.label_max,
-                precision=precision,
+                precision=plan.precision,
                 max_batch=args.max_batch,
             )
             batch = estimate.batch_size
-        if fixed_labels and compile_scope == "model":
+        if "fixedlabels" in mods and plan.compile_scope == "model":
             pad_labels_to = -(-args.label_max // 8) * 8
             model.compile(dynamic=False)
             notes.append(f"labels padded to {pad_labels_to}, static shapes")
-        elif compile_scope == "model":
-            fp.compile_model(model)
-        elif compile_scope == "encoder":
-            fp.compile_encoder(model)
-        opt = fp.fused_adamw(model.parameters(), lr=1e-5, device=dev)
-        scaler = None
-        compiled, ckpt, attn = compile_scope, plan.gradient_checkpointing, plan.attn_implementation
-        notes += plan.notes
-    steps = args.warmup + args.steps + (2 if "prof" in mods else 0)
-    ds = SyntheticFeatures(
-        batch * steps + batch,
+        else:
+            fp.apply_fast_path(model, plan)  # now with the plan's compile scope
+    notes += plan.notes
+    n_prof = PROFILED_STEPS if "prof" in mods and dev == "cuda" else 0
+    total = args.warmup + n_prof + args.steps
+    ds = lib.SyntheticFeatures(
+        batch * total + batch,
         model.config.num_mel_bins,
         model.config.vocab_size,
         args.label_min,
         args.label_max,
     )
-    loader = _loader(ds, batch, n_frames, args.workers, pad_labels_to)
+    timer = StepTimer(batch, warmup=args.warmup + n_prof)
+    profiler = ProfileSteps(args.warmup + 1, n_prof) if n_prof else None
+    ctx: Any = contextlib.nullcontext()
     if "cudnn" in mods:
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
         order = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION]
-        order += [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
-        ctx: Any = sdpa_kernel(order, set_priority=True)
+        ctx = sdpa_kernel([*order, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH], set_priority=True)
         notes.append("SDPA backend priority: cuDNN first")
-    else:
-        import contextlib
-
-        ctx = contextlib.nullcontext()
-    with ctx:
-        return _timed(
-            shape,
-            recipe,
-            args,
-            model,
-            opt,
-            scaler,
-            loader,
-            ds,
-            dev,
-            precision,
-            batch,
-            n_frames,
-            attn,
-            ckpt,
-            compiled,
-            estimate,
-            notes,
-            "prof" in mods,
-        )
-
-
-def _timed(
-    shape: str,
-    recipe: str,
-    args: argparse.Namespace,
-    model: Any,
-    opt: Any,
-    scaler: Any,
-    loader: DataLoader,
-    ds: Dataset,
-    dev: torch.device,
-    precision: str,
-    batch: int,
-    n_frames: int,
-    attn: str,
-    ckpt: bool,
-    compiled: str,
-    estimate: Any,
-    notes: list[str],
-    profile_it: bool,
-) -> RunResult:
-    dtype = fp.autocast_dtype(precision)
-    steps = args.warmup + args.steps
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    it = iter(loader)
-    step_times: list[float] = []
-    waits: list[float] = []
-    label_tokens = 0
-    samples = 0
-    t_warm0 = time.perf_counter()
-    t_start = t_warm0
-    warmup_s = 0.0
-    for step in range(steps):
-        if step == args.warmup:
-            torch.cuda.synchronize()
-            t_start = time.perf_counter()
-            warmup_s = t_start - t_warm0
-        t0 = time.perf_counter()
-        b = next(it)
-        x = b["input_features"].to(dev, non_blocking=True)
-        y = b["labels"].to(dev, non_blocking=True)
-        t1 = time.perf_counter()
-        with torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
-            loss = model(input_features=x, labels=y).loss
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        else:
-            loss.backward()
-            opt.step()
-        opt.zero_grad(set_to_none=True)
+    if dev == "cuda":
         torch.cuda.synchronize()
-        t2 = time.perf_counter()
-        if step >= args.warmup:
-            waits.append(t1 - t0)
-            step_times.append(t2 - t0)
-            samples += x.shape[0]
-            label_tokens += int((y != -100).sum())
-    wall = time.perf_counter() - t_start
-    if profile_it:
-
-        def one_step() -> None:
-            b = next(it)
-            x = b["input_features"].to(dev, non_blocking=True)
-            y = b["labels"].to(dev, non_blocking=True)
-            with torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
-                loss = model(input_features=x, labels=y).loss
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
-        breakdown = _profile_breakdown(one_step)
-        notes.append("cuda ms/step by kernel family: " + json.dumps(breakdown))
-        print(f"  profile {shape} {recipe}: {breakdown}", flush=True)
-    if not torch.isfinite(loss.detach().float()):
-        notes.append(f"non-finite loss at the last step: {float(loss)}")
-    mean_label = label_tokens / max(samples, 1)
-    flops = fp.whisper_forward_flops(model.config, mean_label, n_frames)
-    sps = samples / wall
-    res = RunResult(
+        torch.cuda.reset_peak_memory_stats()
+    job = lib.trainer_job(
+        batch, max_steps=total, total_steps=total, gradient_checkpointing=plan.gradient_checkpointing
+    )
+    with ctx:
+        train_out = lib.run_product_trainer(
+            model,
+            plan,
+            job,
+            ds,
+            lib.FeatureCollate(n_frames, pad_labels_to),
+            [timer, *([profiler] if profiler else [])],
+        )
+    if profiler is not None:
+        notes.append("cuda ms/step by kernel family: " + json.dumps(profiler.breakdown))
+        print(f"  profile {shape} {recipe}: {profiler.breakdown}", flush=True)
+    loss = float(train_out.training_loss)
+    if not math.isfinite(loss):
+        notes.append(f"non-finite training loss: {loss}")
+    found = timer.summary() or {"wall_samples_per_s": 0.0, "step_samples_per_s": 0.0}
+    wall = timer.wall
+    mean_label = ds.mean_label_len()
+    flops = lib.whisper_forward_flops(model.config, mean_label, n_frames)
+    sps = float(found["wall_samples_per_s"])
+    peak = lib.peak_flops(lib.environment()["device"], args.peak_flops)
+    return RunResult(
         shape=shape,
         recipe=recipe,
         n_frames=n_frames,
         batch_size=batch,
-        precision=precision,
-        attn=attn,
-        gradient_checkpointing=ckpt,
-        compiled=compiled,
-        steps_timed=args.steps,
+        precision=plan.precision,
+        attn=plan.attn_implementation,
+        gradient_checkpointing=plan.gradient_checkpointing,
+        compiled="static" if pad_labels_to else plan.compile_scope,
+        steps_timed=timer.steps,
         samples_per_s=sps,
-        step_s_median=statistics.median(step_times),
+        step_samples_per_s=float(found["step_samples_per_s"]),
+        step_s_median=statistics.median(timer.durations) if timer.durations else 0.0,
         mean_label_len=mean_label,
         fwd_flops_per_sample=flops,
-        mfu=fp.model_flops_utilization(sps, flops),
-        peak_mem_gib=torch.cuda.max_memory_allocated() / 2**30,
-        data_wait_s=sum(waits),
-        data_wait_fraction=sum(waits) / wall,
-        warmup_s=warmup_s,
+        mfu=lib.model_flops_utilization(sps, flops, peak),
+        peak_mem_gib=torch.cuda.max_memory_allocated() / 2**30 if dev == "cuda" else 0.0,
+        data_wait_s=wall - timer.step_time,
+        data_wait_fraction=(wall - timer.step_time) / wall if wall > 0 else 0.0,
+        warmup_s=timer.warmup_s,
         batch_estimate=estimate.to_dict() if estimate else None,
         notes=notes,
     )
-    return res
 
 
 def _fmt(r: RunResult) -> str:
+    mfu = f"{100 * r.mfu:5.1f}%" if r.mfu is not None else "  n/a"
     return (
         f"{r.shape:6s} {r.recipe:10s} frames={r.n_frames:4d} bs={r.batch_size:4d} {r.precision} {r.attn:5s} "
         f"ckpt={int(r.gradient_checkpointing)} compile={r.compiled:7s} | {r.samples_per_s:8.1f} samples/s "
-        f"MFU {100 * r.mfu:5.1f}% | peak {r.peak_mem_gib:5.1f} GiB | data wait {100 * r.data_wait_fraction:4.1f}% "
+        f"MFU {mfu} | peak {r.peak_mem_gib:5.1f} GiB | outside steps {100 * r.data_wait_fraction:4.1f}% "
         f"| warm-up {r.warmup_s:5.1f}s"
     )
 
@@ -391,12 +286,13 @@ def _ratios(results: list[RunResult]) -> dict[str, dict[str, float]]:
     for shape in sorted({r.shape for r in results}):
         by = {r.recipe: r for r in results if r.shape == shape}
         ratios[shape] = {}
-        if "seed" in by and "fast" in by:
-            ratios[shape]["fast_over_seed"] = by["fast"].samples_per_s / by["seed"].samples_per_s
-        if "seed" in by and "fast-short" in by:
-            ratios[shape]["fast_short_over_seed"] = by["fast-short"].samples_per_s / by["seed"].samples_per_s
-        if "fast" in by and "fast-short" in by:
-            ratios[shape]["fast_short_over_fast"] = by["fast-short"].samples_per_s / by["fast"].samples_per_s
+        for a, b, key in (
+            ("fast", "seed", "fast_over_seed"),
+            ("fast-short", "seed", "fast_short_over_seed"),
+            ("fast-short", "fast", "fast_short_over_fast"),
+        ):
+            if a in by and b in by and by[b].samples_per_s > 0:
+                ratios[shape][key] = by[a].samples_per_s / by[b].samples_per_s
     return ratios
 
 
@@ -411,25 +307,42 @@ def _write_report(
     ratios = _ratios(results)
     if final:
         print("\nratios:", json.dumps(ratios, indent=1, sort_keys=True))
+    env = lib.environment()
     report = {
-        "device": torch.cuda.get_device_name(0),
-        "torch": torch.__version__,
-        "transformers": __import__("transformers").__version__,
-        "python": platform.python_version(),
+        **env,
         "command": " ".join(
             ["python", "bench/train_throughput.py", *(argv if argv is not None else sys.argv[1:])]
         ),
-        "peak_flops": fp.H100_BF16_DENSE_PEAK,
+        "timed_path": "Seq2SeqTrainer (whisper_tune.train.trainer), plan from whisper_tune.train.fastpath",
+        "peak_flops": lib.peak_flops(env["device"], args.peak_flops),
         "complete": final,
         "results": [asdict(r) for r in results],
         "ratios": ratios,
         "errors": errors,
     }
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=1))
+        lib.write_json(args.out, report)
         if final:
             print(f"wrote {args.out}")
+
+
+def _recipes(args: argparse.Namespace) -> list[tuple[str, str, int]]:
+    """(label, recipe spec, frames) for every run of a shape."""
+    short_frames = fp.choose_encoder_frames(args.clip_seconds, args.margin_frames)
+    found: list[tuple[str, str, int]] = []
+    if args.recipes:
+        for spec in [x.strip() for x in args.recipes.split(",") if x.strip()]:
+            short = spec.startswith("short:")
+            spec = spec.removeprefix("short:")
+            label = ("fast-short" + spec[4:]) if short and spec.startswith("fast") else spec
+            found.append((label, spec, short_frames if short else fp.FULL_FRAMES))
+        return found
+    if not args.skip_seed:
+        found.append(("seed", "seed", fp.FULL_FRAMES))
+    found.append(("fast", "fast", fp.FULL_FRAMES))
+    if args.short_audio:
+        found.append(("fast-short", "fast", short_frames))
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -451,47 +364,44 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--clip-seconds", type=float, default=8.0, help="longest clip for --short-audio")
     ap.add_argument("--margin-frames", type=int, default=64)
+    ap.add_argument(
+        "--peak-flops", type=float, default=0.0, help="MFU denominator (default: the device's table entry)"
+    )
+    ap.add_argument(
+        "--device", default="cuda", help="cuda (the benchmark) or cpu (a smoke run of the script)"
+    )
     ap.add_argument("--out", default="", help="JSON results path")
     ap.add_argument(
         "--recipes",
         default="",
-        help="comma list overriding the runs per shape, e.g. fast,fast+cudnn,fast+fullcompile,fast+prof "
-        "(modifiers: cudnn, fullcompile, eagerenc, bsN, prof; short: prefix 'short:' for the short context)",
+        help="comma list overriding the runs per shape, e.g. seed+sdpa,fast+nocompile,fast+enccompile,fast+prof "
+        "(modifiers: sdpa, cudnn, fixedlabels, enccompile, nocompile, bsN, bf16res, prof; prefix 'short:' for "
+        "the short context)",
     )
     args = ap.parse_args(argv)
-    if not torch.cuda.is_available():
-        print("error: this benchmark needs a CUDA GPU", file=sys.stderr)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print(
+            "error: this benchmark needs a CUDA GPU (--device cpu only smoke-tests the script)",
+            file=sys.stderr,
+        )
         return 2
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
+    if args.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     results: list[RunResult] = []
     errors: list[dict[str, str]] = []
     for shape in [s.strip() for s in args.shapes.split(",") if s.strip()]:
-        short_frames = fp.choose_encoder_frames(args.clip_seconds, args.margin_frames)
-        recipes: list[tuple[str, str, int]] = []
-        if args.recipes:
-            for spec in [x.strip() for x in args.recipes.split(",") if x.strip()]:
-                short = spec.startswith("short:")
-                spec = spec.removeprefix("short:")
-                label = ("fast-short" + spec[4:]) if short and spec.startswith("fast") else spec
-                recipes.append((label, spec, short_frames if short else fp.FULL_FRAMES))
-        else:
-            if not args.skip_seed:
-                recipes.append(("seed", "seed", fp.FULL_FRAMES))
-            recipes.append(("fast", "fast", fp.FULL_FRAMES))
-            if args.short_audio:
-                recipes.append(("fast-short", "fast", short_frames))
-        for recipe, spec, frames in recipes:
+        for recipe, spec, frames in _recipes(args):
             try:
                 r = run_one(shape, spec, args, frames)
             except Exception as exc:  # keep the other runs: one failure must not lose the batch
                 print(f"{shape} {recipe}: FAILED: {type(exc).__name__}: {exc}", flush=True)
                 errors.append({"shape": shape, "recipe": recipe, "error": f"{type(exc).__name__}: {exc}"})
-                gc.collect()
-                torch.cuda.empty_cache()
                 continue
-            gc.collect()
-            torch.cuda.empty_cache()
+            finally:
+                gc.collect()
+                if args.device == "cuda":
+                    torch.cuda.empty_cache()
             r.recipe = recipe
             results.append(r)
             print(_fmt(r), flush=True)

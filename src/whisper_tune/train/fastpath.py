@@ -1,4 +1,4 @@
-"""The GPU fast path for fine-tuning Whisper: precision, attention, optimizer, batch, context.
+"""The fast path for fine-tuning Whisper: precision, attention, optimizer, context, compile.
 
 Why: the seed's recipe (fp16 + GradScaler, batch 16, gradient checkpointing, eager
 attention) keeps an H100 about 4 % busy. Most of the gap is closed by choices, not code:
@@ -9,10 +9,14 @@ The other big lever is padding: Whisper pads every clip to 30 s (3000 mel frames
 encoder positions) while banking utterances last 3-8 s, so most encoder FLOPs are spent on
 silence. :func:`shorten_encoder_context` trims the encoder to the data's longest clip plus a
 safety margin (whisper.cpp's ``audio_ctx``; FUTO's ACFT shows it holds once fine-tuned), and
-:class:`LengthBucketSampler` keeps label padding low.
+``whisper_tune.train.sampler.LengthBucketSampler`` keeps label padding low.
 
-Each piece is a small function so the trainer (``whisper_tune.train``), the benchmark
-(``bench/train_throughput.py``) and tests call the same code. Nothing here imports Ray or
+:func:`plan_fast_path` makes every choice for a device (CPU included: there it mostly says
+"no compile, plain AdamW, no loader workers"), :func:`apply_fast_path` applies it to the
+model and :func:`training_args_overrides` to the HF Trainer; the training recipe
+(``whisper_tune.train.recipe``) and the throughput benchmark (``bench/train_throughput.py``)
+call exactly these. Only what training uses lives here (benchmark-only helpers such as
+FLOP counting and batch sizing are in ``bench/_lib.py``). Nothing here imports Ray or
 DeepSpeed.
 """
 
@@ -21,41 +25,36 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import math
-import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from torch.utils.data import Sampler
 
 from whisper_tune.errors import UserError
+from whisper_tune.train.compat import (
+    checkpointing_args,
+    cuda_bf16_supported,
+    is_checkpointing,
+    set_checkpointing,
+)
 
 __all__ = [
     "FULL_FRAMES",
-    "H100_BF16_DENSE_PEAK",
     "MIN_STEPS_FOR_COMPILE",
-    "BatchSizeEstimate",
     "FastPathPlan",
-    "LengthBucketSampler",
     "apply_fast_path",
-    "autocast_dtype",
     "choose_encoder_frames",
     "compile_encoder",
     "compile_model",
-    "cut_features",
     "encoder_frames",
-    "estimate_batch_size",
-    "fused_adamw",
     "hf_optim_name",
-    "model_flops_utilization",
     "plan_fast_path",
     "resolve_precision",
     "select_attn_implementation",
     "shorten_encoder_context",
     "training_args_overrides",
     "uncompiled",
-    "whisper_forward_flops",
 ]
 
 FULL_FRAMES = 3000
@@ -63,9 +62,6 @@ FULL_FRAMES = 3000
 
 MIN_STEPS_FOR_COMPILE = 1000
 """Below this many optimizer steps ``compile="auto"`` stays eager (see :func:`plan_fast_path`)."""
-
-H100_BF16_DENSE_PEAK = 989e12
-"""H100 SXM dense bf16 peak (FLOP/s) used as the MFU denominator (DESIGN.md)."""
 
 _PRECISION_ALIASES = {
     "auto": "auto",
@@ -97,12 +93,7 @@ def _device_type(device: str | torch.device | None) -> str:
 
 
 def _cuda_supports_bf16(device: str | torch.device | None) -> bool:
-    if not torch.cuda.is_available():
-        return False
-    try:
-        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
-    except TypeError:  # older torch without the keyword
-        return bool(torch.cuda.is_bf16_supported())
+    return cuda_bf16_supported()
 
 
 def resolve_precision(precision: str, device: str | torch.device | None) -> str:
@@ -130,11 +121,6 @@ def resolve_precision(precision: str, device: str | torch.device | None) -> str:
     return choice
 
 
-def autocast_dtype(precision: str) -> torch.dtype | None:
-    """The autocast dtype for a resolved precision (``None`` for fp32: no autocast)."""
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[precision]
-
-
 def select_attn_implementation(device: str | torch.device | None, precision: str = "auto") -> str:
     """``flash_attention_2`` when the flash-attn package and a CUDA half-precision run allow it,
     else ``sdpa`` (on H100 PyTorch's SDPA already dispatches to a FlashAttention-2 kernel).
@@ -151,28 +137,6 @@ def select_attn_implementation(device: str | torch.device | None, precision: str
 def hf_optim_name(device: str | torch.device | None) -> str:
     """``TrainingArguments.optim`` value: the fused CUDA AdamW on GPU, the plain one elsewhere."""
     return "adamw_torch_fused" if _device_type(device) == "cuda" else "adamw_torch"
-
-
-def fused_adamw(
-    params: Iterable[Any],
-    *,
-    lr: float = 1e-5,
-    weight_decay: float = 0.0,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
-    device: str | torch.device | None = None,
-) -> torch.optim.AdamW:
-    """AdamW with one fused kernel per step on CUDA (``fused=True``), foreach elsewhere."""
-    fused = _device_type(device) == "cuda"
-    return torch.optim.AdamW(
-        [p for p in params if p.requires_grad],
-        lr=lr,
-        weight_decay=weight_decay,
-        betas=betas,
-        eps=eps,
-        fused=fused,
-        foreach=None if fused else True,
-    )
 
 
 # --------------------------------------------------------------------------- encoder context
@@ -208,7 +172,7 @@ def shorten_encoder_context(model: Any, n_frames: int) -> Any:
     Keeps the first ``n_frames // 2`` rows of the encoder's position table and sets
     ``config.max_source_positions`` so transformers' input-length check (and generation's
     segment length) accept features of exactly ``n_frames``. Features must be cut (or padded)
-    to ``n_frames`` by the collator (:func:`cut_features`). Outputs are NOT identical to the
+    to ``n_frames`` by the collator (``whisper_tune.data.WhisperCollator(n_frames=...)``). Outputs are NOT identical to the
     full model on zero-padded input (attention no longer sees the padding), which is why the
     model must be fine-tuned at the short context before it transcribes well. Works in place
     and returns the model; saving it stores the short context in ``config.json``.
@@ -238,16 +202,6 @@ def shorten_encoder_context(model: Any, n_frames: int) -> Any:
     if hasattr(decoder, "max_source_positions"):
         decoder.max_source_positions = positions
     return model
-
-
-def cut_features(features: torch.Tensor, n_frames: int) -> torch.Tensor:
-    """Cut (or zero-pad) mel features ``[..., n_mels, T]`` to exactly ``n_frames`` frames."""
-    t = features.shape[-1]
-    if t == n_frames:
-        return features
-    if t > n_frames:
-        return features[..., :n_frames].contiguous()
-    return torch.nn.functional.pad(features, (0, n_frames - t))
 
 
 def compile_encoder(model: Any, *, mode: str | None = None) -> Any:
@@ -294,201 +248,6 @@ def uncompiled(model: Any) -> Iterator[Any]:
             m._compiled_call_impl = impl
 
 
-# --------------------------------------------------------------------------- FLOPs / MFU
-
-
-def whisper_forward_flops(config: Any, label_len: float, n_frames: int | None = None) -> float:
-    """Forward FLOPs per sample for a Whisper ``config`` (DESIGN.md formula).
-
-    ``24 n d^2 Te + 4 n d Te^2 + 1440 Te d + 6 Te d^2 + n (28 d^2 L + 4 d^2 Te + 4 d L Te + 4 d L^2)
-    + 2 d V L`` with Te encoder positions (``n_frames // 2``), L label tokens, V vocabulary.
-    Assumes equal encoder and decoder depth (true for every Whisper size).
-    """
-    d = float(config.d_model)
-    n = float(config.encoder_layers)
-    te = float((n_frames if n_frames is not None else 2 * config.max_source_positions) // 2)
-    v = float(config.vocab_size)
-    lab = float(label_len)
-    return (
-        24 * n * d * d * te
-        + 4 * n * d * te * te
-        + 1440 * te * d
-        + 6 * te * d * d
-        + n * (28 * d * d * lab + 4 * d * d * te + 4 * d * lab * te + 4 * d * lab * lab)
-        + 2 * d * v * lab
-    )
-
-
-def model_flops_utilization(
-    samples_per_s: float, forward_flops_per_sample: float, peak_flops: float = H100_BF16_DENSE_PEAK
-) -> float:
-    """MFU = samples/s x 3 x forward FLOPs / peak (forward + backward = 3 forwards)."""
-    return samples_per_s * 3.0 * forward_flops_per_sample / peak_flops
-
-
-# --------------------------------------------------------------------------- batching
-
-
-class LengthBucketSampler(Sampler[int]):
-    """Indices ordered so each run of ``batch_size`` consecutive indices has similar lengths.
-
-    Why: with a shortened encoder the label (decoder) padding and, for variable-context setups,
-    the audio padding are what is left to waste; grouping similar lengths cuts both. Each epoch:
-    shuffle (seed + epoch), cut into chunks of ``batch_size * bucket_multiplier``, sort each
-    chunk by length, split into batches, shuffle the full batches (the longest batch first, so
-    an out-of-memory shows at step 1), and put the one partial batch last so a DataLoader with
-    ``drop_last`` drops exactly it. Use as ``DataLoader(ds, batch_size=B, sampler=sampler)``
-    (or return it from a Trainer's ``_get_train_sampler``). Every index appears exactly once per
-    epoch; call :meth:`set_epoch` for a new order.
-    """
-
-    def __init__(
-        self,
-        lengths: Sequence[float],
-        batch_size: int,
-        *,
-        shuffle: bool = True,
-        seed: int = 0,
-        bucket_multiplier: int = 50,
-    ) -> None:
-        if batch_size < 1:
-            raise UserError(f"batch size must be >= 1, got {batch_size}")
-        if bucket_multiplier < 1:
-            raise UserError(f"bucket_multiplier must be >= 1, got {bucket_multiplier}")
-        self.lengths = [float(x) for x in lengths]
-        for i, x in enumerate(self.lengths):
-            if not math.isfinite(x):
-                raise UserError(f"length of item {i} is not a finite number: {x!r}")
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
-        self.seed = int(seed)
-        self.bucket_multiplier = int(bucket_multiplier)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def batches(self) -> list[list[int]]:
-        """This epoch's batches (the partial one, if any, last)."""
-        n = len(self.lengths)
-        order = list(range(n))
-        rng = random.Random(self.seed + self.epoch)
-        if self.shuffle:
-            rng.shuffle(order)
-        chunk = self.batch_size * self.bucket_multiplier
-        if not self.shuffle:
-            chunk = max(n, 1)
-        batches: list[list[int]] = []
-        for start in range(0, n, chunk):
-            part = sorted(order[start : start + chunk], key=lambda i: -self.lengths[i])
-            batches.extend(part[j : j + self.batch_size] for j in range(0, len(part), self.batch_size))
-        full = [b for b in batches if len(b) == self.batch_size]
-        partial = [b for b in batches if len(b) < self.batch_size]
-        # Several chunks may each end in a partial batch: merge them into full ones + one remainder.
-        rest = sorted((i for b in partial for i in b), key=lambda i: -self.lengths[i])
-        full.extend(
-            rest[j : j + self.batch_size]
-            for j in range(0, len(rest) - len(rest) % self.batch_size, self.batch_size)
-        )
-        remainder = rest[len(rest) - len(rest) % self.batch_size :]
-        if self.shuffle and full:
-            longest = max(range(len(full)), key=lambda k: max(self.lengths[i] for i in full[k]))
-            first = full.pop(longest)
-            rng.shuffle(full)
-            full.insert(0, first)
-        return full + ([remainder] if remainder else [])
-
-    def __iter__(self) -> Iterator[int]:
-        for batch in self.batches():
-            yield from batch
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-
-@dataclass
-class BatchSizeEstimate:
-    """How the batch size was sized to memory (all byte counts are peak allocator bytes)."""
-
-    batch_size: int
-    bytes_per_sample: float
-    fixed_bytes: float
-    optimizer_bytes: float
-    total_bytes: float
-    memory_fraction: float
-    probes: dict[int, int] = field(default_factory=dict)
-    reason: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def estimate_batch_size(
-    model: Any,
-    *,
-    n_frames: int,
-    label_len: int = 40,
-    precision: str = "bf16",
-    device: str | torch.device = "cuda",
-    max_batch: int = 128,
-    memory_fraction: float = 0.85,
-    multiple: int = 8,
-    probe_sizes: tuple[int, int] = (4, 8),
-    default: int = 16,
-) -> BatchSizeEstimate:
-    """The largest batch (multiple of ``multiple``, <= ``max_batch``) whose training step fits.
-
-    Runs forward+backward at two small probe batch sizes on the model as it is (attention,
-    checkpointing and context already applied), fits ``peak = fixed + b x per_sample``, adds the
-    AdamW state (8 bytes per trainable fp32 parameter) and solves for ``memory_fraction`` of the
-    card. Gradients are cleared afterwards. Call it before compiling (the probes would trigger
-    compiles). On CPU returns ``default`` (RAM is rarely the limit there; time is). Raises
-    :class:`UserError` when not even one sample fits.
-    """
-    dev = torch.device(device)
-    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    optimizer_bytes = 8.0 * n_trainable
-    if dev.type != "cuda":
-        return BatchSizeEstimate(default, 0.0, 0.0, optimizer_bytes, 0.0, memory_fraction, reason="not CUDA")
-    dtype = autocast_dtype(precision)
-    vocab = int(model.config.vocab_size)
-    n_mels = int(model.config.num_mel_bins)
-    was_training = model.training
-    model.train()
-    peaks: dict[int, int] = {}
-    for b in probe_sizes:
-        model.zero_grad(set_to_none=True)
-        torch.cuda.synchronize(dev)
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(dev)
-        feats = torch.randn(b, n_mels, n_frames, device=dev)
-        labels = torch.randint(0, vocab, (b, label_len), device=dev)
-        with torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            loss = model(input_features=feats, labels=labels).loss
-        loss.backward()
-        torch.cuda.synchronize(dev)
-        peaks[b] = int(torch.cuda.max_memory_allocated(dev))
-        del feats, labels, loss
-    model.zero_grad(set_to_none=True)
-    model.train(was_training)
-    torch.cuda.empty_cache()
-    b1, b2 = probe_sizes
-    per_sample = max((peaks[b2] - peaks[b1]) / float(b2 - b1), 1.0)
-    fixed = peaks[b1] - b1 * per_sample
-    total = float(torch.cuda.get_device_properties(dev).total_memory)
-    budget = memory_fraction * total - fixed - optimizer_bytes
-    fit = int(budget // per_sample)
-    if fit < 1:
-        raise UserError(
-            f"a training step at {n_frames} frames does not fit in {memory_fraction:.0%} of this GPU's "
-            f"{total / 2**30:.0f} GiB even at batch 1: turn on gradient checkpointing or shorten the context"
-        )
-    batch = min(max_batch, fit)
-    batch = max(multiple, batch - batch % multiple) if batch >= multiple else max(1, batch)
-    reason = "capped at max_batch" if fit >= max_batch else "memory"
-    return BatchSizeEstimate(batch, per_sample, fixed, optimizer_bytes, total, memory_fraction, peaks, reason)
-
-
 # --------------------------------------------------------------------------- plan
 
 
@@ -519,8 +278,9 @@ def plan_fast_path(
     gradient_checkpointing: bool | str = "auto",
     num_workers: int | None = None,
     expected_steps: int | None = None,
+    attn_implementation: str | None = None,
 ) -> FastPathPlan:
-    """Choose the fast-path settings for ``device``.
+    """Choose the fast-path settings for ``device`` (the one plan for CPU and GPU runs).
 
     ``compile``: ``"auto"`` compiles the whole model on CUDA and nothing on CPU (there the
     compile time is not won back in a short fine-tune). On CUDA, when ``expected_steps`` is
@@ -530,7 +290,10 @@ def plan_fast_path(
     5.6 s uncompiled vs 62.9 s compiled. ``True``/``"model"``, ``"encoder"``
     (fixed-shape part only), ``False``/``"none"``. ``gradient_checkpointing="auto"``: off
     (memory is spent on a bigger batch instead; turn it on only when even a small batch does
-    not fit).
+    not fit). ``num_workers=None``: on CUDA one loader process per spare core (at most 8), so
+    the GPU never waits for a batch; on CPU none, since the training threads already use the
+    worker's cores. ``attn_implementation``: an explicit choice (a job's ``eager``) wins over
+    :func:`select_attn_implementation`.
     """
     import os
 
@@ -563,11 +326,14 @@ def plan_fast_path(
         scope = "none"
     if n_frames != FULL_FRAMES:
         notes.append(f"encoder context shortened to {n_frames} frames ({n_frames / 100:.2f} s)")
-    workers = num_workers if num_workers is not None else min(8, max(1, (os.cpu_count() or 2) - 1))
+    if num_workers is not None:
+        workers = num_workers
+    else:
+        workers = min(8, max(1, (os.cpu_count() or 2) - 1)) if dev == "cuda" else 0
     return FastPathPlan(
         device=dev,
         precision=prec,
-        attn_implementation=select_attn_implementation(dev, prec),
+        attn_implementation=attn_implementation or select_attn_implementation(dev, prec),
         optim=hf_optim_name(dev),
         compile_scope=scope,
         gradient_checkpointing=ckpt,
@@ -587,9 +353,9 @@ def apply_fast_path(model: Any, plan: FastPathPlan) -> Any:
     # torch.compile guard (and recompile) on per-layer cache state. generate() still caches.
     model.config.use_cache = False
     if plan.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    elif getattr(model, "is_gradient_checkpointing", False):
-        model.gradient_checkpointing_disable()
+        set_checkpointing(model, True)
+    elif is_checkpointing(model):
+        set_checkpointing(model, False)
     if plan.compile_scope == "model":
         compile_model(model)
     elif plan.compile_scope == "encoder":
@@ -600,22 +366,18 @@ def apply_fast_path(model: Any, plan: FastPathPlan) -> Any:
 def training_args_overrides(plan: FastPathPlan) -> dict[str, Any]:
     """``Seq2SeqTrainingArguments`` keyword arguments that realise ``plan`` in the HF Trainer.
 
-    ``torch.compile`` is applied to the model by :func:`apply_fast_path` (in place, so names
-    and checkpoints are unchanged), not through ``torch_compile``.
+    Precision, optimizer, checkpointing (under the installed transformers' name for it,
+    :func:`whisper_tune.train.compat.checkpointing_args`) and the data loader. ``torch.compile``
+    is applied to the model by :func:`apply_fast_path` (in place, so names and checkpoints are
+    unchanged), not through ``torch_compile``; a compiled model gets fixed-size batches (the
+    last partial one dropped) so it does not recompile for it.
     """
-    import dataclasses
-
-    from transformers import TrainingArguments
-
-    names = {f.name for f in dataclasses.fields(TrainingArguments)}
-    # transformers >= 5.2x renamed gradient_checkpointing (the old name warns); accept both.
-    ckpt_key = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
     workers = plan.dataloader_num_workers
     return {
         "bf16": plan.precision == "bf16",
         "fp16": plan.precision == "fp16",
         "optim": plan.optim,
-        ckpt_key: plan.gradient_checkpointing,
+        **checkpointing_args(plan.gradient_checkpointing),
         "dataloader_num_workers": workers,
         "dataloader_pin_memory": plan.device == "cuda",
         "dataloader_persistent_workers": workers > 0,

@@ -57,7 +57,7 @@ class _Prepared:
 
 
 def test_context_frames_follows_the_longest_clip_of_train_and_eval() -> None:
-    from whisper_tune.train.train_func import context_frames
+    from whisper_tune.train.inputs import context_frames
 
     train, evaluation = _Prepared([1.2, 3.31]), _Prepared([7.9, 0.4])
     assert context_frames(_job(), train, evaluation) == 3000
@@ -82,8 +82,9 @@ class _LengthDataset(torch.utils.data.Dataset):
 def test_group_by_length_trainer_sees_every_sample_once(tmp_path: Path, tiny_model_dir: Path) -> None:
     from transformers import Seq2SeqTrainingArguments, WhisperForConditionalGeneration
 
-    from whisper_tune.train.fastpath import LengthBucketSampler
-    from whisper_tune.train.train_func import _WhisperTrainer, item_lengths
+    from whisper_tune.train.inputs import item_lengths
+    from whisper_tune.train.sampler import LengthBucketSampler
+    from whisper_tune.train.trainer import WhisperTrainer
 
     lengths = [(i * 37) % 290 + 10 for i in range(23)]
     subset = torch.utils.data.Subset(_LengthDataset(lengths), range(3, 23))
@@ -95,7 +96,7 @@ def test_group_by_length_trainer_sees_every_sample_once(tmp_path: Path, tiny_mod
         report_to="none",
         remove_unused_columns=False,
     )
-    trainer = _WhisperTrainer(
+    trainer = WhisperTrainer(
         model=WhisperForConditionalGeneration.from_pretrained(tiny_model_dir),
         args=args,
         train_dataset=subset,

@@ -1,0 +1,195 @@
+"""The Trainer callbacks a training run installs: final save, throughput, checkpoints, TensorBoard.
+
+Why: what a run leaves in its run dir is decided by these callbacks, not by the HF
+Trainer's own output dir (a temporary folder per worker): every checkpoint becomes
+``<run>/checkpoint_<step>/`` holding the HF checkpoint and the ``metrics.json`` of its own
+evaluation, through Ray (``ray.train.report``, every rank reports as Train V2 requires) or
+directly without Ray, in the same layout. The final weights always get a scored checkpoint,
+and the measured training speed is recorded in the run's ``fast_path.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+
+from whisper_tune.train import run_files
+
+__all__ = [
+    "FinalEvalSave",
+    "LocalCheckpoints",
+    "Throughput",
+    "collect_metrics",
+    "copy_last_checkpoint",
+    "ray_report_callback",
+    "tensorboard_callback",
+]
+
+log = logging.getLogger(__name__)
+
+
+class FinalEvalSave(TrainerCallback):
+    """Evaluate and save at the last step, so the final weights get a checkpoint with a score."""
+
+    def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        if state.global_step >= state.max_steps:
+            control.should_evaluate = True
+            control.should_save = True
+        return control
+
+
+class Throughput(TrainerCallback):
+    """Training speed without evaluation/saving: samples/s over the steps after ``warmup``.
+
+    ``step_samples_per_s``: from the summed step times (CUDA synchronised at each step end;
+    the batch fetch before a step is excluded); ``wall_samples_per_s``: the same plus the
+    gaps between steps (data loading, logging), except gaps holding an evaluation or a
+    checkpoint save. Written into the run's ``fast_path.json`` (``run_dir``; None: kept in
+    memory only, see :meth:`summary`) so runs can be compared.
+    """
+
+    def __init__(self, global_batch: int, run_dir: Path | None, warmup: int = 2) -> None:
+        self.global_batch = global_batch
+        self.run_dir = run_dir
+        self.warmup = warmup
+        self.step_time = 0.0
+        self.wall = 0.0
+        self.steps = 0
+        self._begin = 0.0
+        self._last_end: float | None = None
+        self._paused = False
+
+    def on_step_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self._begin = time.perf_counter()
+        if self._last_end is not None and not self._paused:
+            self.wall += self._begin - self._last_end
+        self._paused = False
+
+    def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        if state.global_step > self.warmup:
+            self.step_time += now - self._begin
+            self.wall += now - self._begin
+            self.steps += 1
+        self._last_end = now if state.global_step >= self.warmup else None
+
+    def on_evaluate(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self._paused = True
+
+    def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self._paused = True
+
+    def summary(self) -> dict[str, Any] | None:
+        """The measured figures (None before any step after the warm-up)."""
+        if self.steps == 0:
+            return None
+        return {
+            "measured_steps": self.steps,
+            "global_batch": self.global_batch,
+            "step_samples_per_s": round(self.steps * self.global_batch / max(self.step_time, 1e-9), 2),
+            "wall_samples_per_s": round(self.steps * self.global_batch / max(self.wall, 1e-9), 2),
+        }
+
+    def on_train_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        found = self.summary()
+        if self.run_dir is None or found is None:
+            return
+        run_files.update_json(self.run_dir, run_files.FAST_PATH_FILE, throughput=found)
+
+
+def collect_metrics(state: Any) -> dict[str, Any]:
+    """Everything the Trainer logged so far (later entries win) plus the step and epoch."""
+    metrics: dict[str, Any] = {}
+    for entry in state.log_history:
+        metrics.update(entry)
+    metrics["step"] = state.global_step
+    metrics["epoch"] = state.epoch
+    return metrics
+
+
+def copy_last_checkpoint(args: Any, state: Any, target: Path) -> bool:
+    """Copy the Trainer's newest checkpoint into ``target`` with its ``metrics.json`` (written last)."""
+    import json
+
+    from transformers.trainer_utils import get_last_checkpoint
+
+    src = get_last_checkpoint(args.output_dir)
+    if src is None:
+        return False
+    shutil.copytree(src, target / run_files.HF_CHECKPOINT)
+    (target / run_files.METRICS_FILE).write_text(json.dumps(collect_metrics(state), indent=2, default=str))
+    return True
+
+
+def ray_report_callback(local_rank: int) -> TrainerCallback:
+    """A ``RayTrainReportCallback`` that names checkpoints by step and stores metrics.json in them."""
+    import ray.train
+    from ray.train.huggingface.transformers import RayTrainReportCallback
+
+    class _RayReport(RayTrainReportCallback):
+        """Only local rank 0 attaches the files (one copy per node; DeepSpeed shards of all
+        local ranks are in the shared output dir by then); every rank reports, as Train V2
+        requires.
+        """
+
+        def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            metrics = collect_metrics(state)
+            with tempfile.TemporaryDirectory() as tmp:
+                ckpt = None
+                if local_rank == 0 and copy_last_checkpoint(args, state, Path(tmp)):
+                    ckpt = ray.train.Checkpoint.from_directory(tmp)
+                ray.train.report(
+                    metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float, str))},
+                    checkpoint=ckpt,
+                    checkpoint_dir_name=run_files.checkpoint_dir_name(state.global_step),
+                )
+
+    return _RayReport()
+
+
+class LocalCheckpoints(TrainerCallback):
+    """Without Ray: the same checkpoint layout, keeping the ``num_to_keep`` best by eval_wer (+ latest)."""
+
+    def __init__(self, run_dir: Path, num_to_keep: int) -> None:
+        self.run_dir = run_dir
+        self.num_to_keep = num_to_keep
+
+    def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        target = run_files.checkpoint_dir(self.run_dir, state.global_step)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp = target.parent / f".tmp_{target.name}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        if copy_last_checkpoint(args, state, tmp):
+            tmp.rename(target)
+        self._prune(target)
+
+    def _prune(self, latest: Path) -> None:
+        ckpts = run_files.checkpoints(self.run_dir)
+        keep = {c.path for c in sorted(ckpts, key=lambda c: c.sort_key())[: self.num_to_keep]} | {latest}
+        for c in ckpts:
+            if c.path not in keep:
+                shutil.rmtree(c.path, ignore_errors=True)
+
+
+def tensorboard_callback(run_dir: Path) -> TrainerCallback | None:
+    """TensorBoard events into ``<run>/tensorboard`` (None for a remote run dir: HF's default
+    callback would write under the worker's temporary output dir)."""
+    if run_files.is_remote(run_dir):
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
+    return TensorBoardCallback(
+        tb_writer=SummaryWriter(log_dir=str(Path(run_dir) / run_files.TENSORBOARD_DIR))
+    )

@@ -1,0 +1,97 @@
+"""What a training worker reads: the prepared train/eval data, its lengths and ids, the context.
+
+Why: the launcher (data checks and reports before any worker starts) and every worker
+(the datasets it trains on) must prepare the data the same way and derive the same encoder
+context from it without talking to each other; these functions are that shared, deterministic
+part. The data pipeline itself (manifest checks, log-mel features) is ``whisper_tune.data``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from whisper_tune.train import _deps
+from whisper_tune.train.config import JobConfig
+from whisper_tune.train.fastpath import FULL_FRAMES, choose_encoder_frames
+
+__all__ = ["context_frames", "item_ids", "item_lengths", "limit", "load_data"]
+
+
+def load_data(job: JobConfig, processor: Any, feature_cache: str | None) -> tuple[Any, Any]:
+    """PreparedData for the train and eval manifests (raises DataError with the report)."""
+    d = job.data
+    load_kwargs: dict[str, Any] = {}
+    if d.text_column:
+        load_kwargs["text_column"] = d.text_column
+    if d.audio_column:
+        load_kwargs["audio_column"] = d.audio_column
+    if d.root:
+        load_kwargs["root"] = d.root
+    out = []
+    for path in (d.train, d.eval):
+        out.append(
+            _deps.prepare_dataset(
+                path,
+                processor,
+                max_label_tokens=d.max_label_tokens,
+                long_audio=d.long_audio,
+                max_duration_s=job.train.max_clip_seconds(),
+                feature_cache=feature_cache,
+                num_workers=d.num_workers,
+                load_kwargs=load_kwargs or None,
+            )
+        )
+    return out[0], out[1]
+
+
+def context_frames(job: JobConfig, train_data: Any, eval_data: Any) -> int:
+    """Mel frames of the encoder context for this job (3000 = Whisper's 30 s window).
+
+    ``train.encoder_frames`` as given; with ``train.short_audio`` the longest usable clip of
+    the train and eval data plus ``train.encoder_margin_frames`` (rounded up to 16 frames).
+    Deterministic, so the launcher and every worker agree without talking to each other.
+    """
+    t = job.train
+    if t.encoder_frames is not None:
+        return int(t.encoder_frames)
+    if not t.short_audio:
+        return FULL_FRAMES
+    durations = [float(x) for x in (*train_data.durations, *eval_data.durations) if x is not None]
+    if not durations:  # older PreparedData without durations: fall back to the frame counts
+        durations = [f / 100.0 for f in (*item_lengths(train_data.dataset), *item_lengths(eval_data.dataset))]
+    return choose_encoder_frames(max(durations), t.encoder_margin_frames)
+
+
+def _base_and_index(ds: Any) -> tuple[Any, list[int] | None]:
+    if isinstance(ds, torch.utils.data.Subset):
+        return ds.dataset, list(ds.indices)
+    return ds, None
+
+
+def item_lengths(ds: Any) -> list[float]:
+    """Frames of real audio per item (``WhisperDataset.lengths``), through ``Subset`` too."""
+    base, index = _base_and_index(ds)
+    lengths = getattr(base, "lengths", None)
+    if lengths is None:
+        raise TypeError(f"{type(base).__name__} has no lengths; cannot group batches by length")
+    lengths = list(lengths)
+    return [float(x) for x in (lengths if index is None else [lengths[i] for i in index])]
+
+
+def item_ids(ds: Any) -> list[str]:
+    """Item ids in order, without loading features when the dataset exposes its entries."""
+    base, index = _base_and_index(ds)
+    entries = getattr(base, "entries", None)
+    if entries is not None:
+        picked = entries if index is None else [entries[i] for i in index]
+        return [str(e.id) for e in picked]
+    return [str(ds[i].get("id", i)) for i in range(len(ds))]
+
+
+def limit(dataset: Any, n: int | None) -> Any:
+    """The first ``n`` items (``data.max_train_samples`` / ``max_eval_samples``); all when None."""
+    if n is None or n >= len(dataset):
+        return dataset
+    return torch.utils.data.Subset(dataset, range(n))

@@ -1,0 +1,108 @@
+"""Every run-directory access of the training code, behind a few functions.
+
+Why: the layout of a run directory (checkpoint folder names, which files a checkpoint
+holds, which one is the resume point) belongs to ``whisper_tune.runs``; the training code
+only writes into it. Keeping all of the training code's reads and writes of the run dir
+here means the train modules never spell a file name or glob a folder themselves, and a
+change of the runs API (for example a ``RunDir`` object with ``checkpoints()``,
+``latest_checkpoint()``, ``checkpoint_dir(step)``, ``read_json``/``write_json``) is a
+change of this module only.
+
+A run dir is a local path here (the launcher hands each worker the local mirror); a URI
+is recognised and the small JSON files are then not written (as before: Ray uploads the
+checkpoints, the launcher pushes the rest).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from whisper_tune import runs
+
+__all__ = [
+    "CHECKPOINT_PREFIX",
+    "ENCODER_CACHE_DIR",
+    "FAST_PATH_FILE",
+    "FEATURES_DIR",
+    "HF_CHECKPOINT",
+    "METRICS_FILE",
+    "TENSORBOARD_DIR",
+    "checkpoint_dir",
+    "checkpoint_dir_name",
+    "checkpoints",
+    "is_remote",
+    "latest_checkpoint",
+    "read_json",
+    "resume_point",
+    "update_json",
+    "write_json",
+]
+
+METRICS_FILE = runs.METRICS_FILE  # a checkpoint's metrics (written after its HF checkpoint)
+HF_CHECKPOINT = runs.HF_CHECKPOINT  # the HF Trainer checkpoint folder inside a run checkpoint
+CHECKPOINT_PREFIX = "checkpoint_"  # + the step, 6 digits: what Ray and the local path both write
+FAST_PATH_FILE = "fast_path.json"  # what the plan chose (+ measured throughput), by rank 0
+TENSORBOARD_DIR = "tensorboard"
+FEATURES_DIR = "features"  # default log-mel feature cache (data.feature_cache overrides it)
+ENCODER_CACHE_DIR = "encoder_cache"  # default cached encoder outputs (train.encoder_cache_dir)
+
+
+def is_remote(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` is a URI (``s3://...``) rather than a local folder."""
+    return "://" in str(run_dir)
+
+
+def checkpoint_dir_name(step: int) -> str:
+    """The folder name of the checkpoint for ``step`` (``checkpoint_000042``)."""
+    return f"{CHECKPOINT_PREFIX}{step:06d}"
+
+
+def checkpoint_dir(run_dir: Path, step: int) -> Path:
+    """Where the checkpoint for ``step`` goes in a local run dir."""
+    return Path(run_dir) / checkpoint_dir_name(step)
+
+
+def checkpoints(run_dir: Path) -> list[runs.CheckpointInfo]:
+    """Complete checkpoints of the run, sorted by step (half-written ones are left out)."""
+    return runs.list_checkpoints(run_dir)
+
+
+def latest_checkpoint(run_dir: Path) -> runs.CheckpointInfo | None:
+    """The complete checkpoint with the highest step (where a restarted run resumes), or None."""
+    found = checkpoints(run_dir)
+    return max(found, key=lambda c: c.step) if found else None
+
+
+def resume_point(run_dir: Path) -> str | None:
+    """The HF Trainer checkpoint to resume from (inside :func:`latest_checkpoint`), or None."""
+    latest = latest_checkpoint(run_dir)
+    return None if latest is None else str(Path(latest.path) / HF_CHECKPOINT)
+
+
+def read_json(run_dir: Path, name: str) -> dict[str, Any]:
+    """A small JSON file at the run's root; ``{}`` when it is missing (or the run is remote)."""
+    path = Path(run_dir) / name
+    if is_remote(run_dir) or not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
+
+
+def write_json(run_dir: Path, name: str, data: dict[str, Any]) -> bool:
+    """Write a small JSON file at the run's root (indented, non-JSON values as strings).
+
+    Returns False, writing nothing, for a remote run dir.
+    """
+    if is_remote(run_dir):
+        return False
+    (Path(run_dir) / name).write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    return True
+
+
+def update_json(run_dir: Path, name: str, **fields: Any) -> bool:
+    """Set ``fields`` in a run-root JSON file, keeping its other keys."""
+    if is_remote(run_dir):
+        return False
+    return write_json(run_dir, name, {**read_json(run_dir, name), **fields})

@@ -1,0 +1,97 @@
+"""The HF ``Seq2SeqTrainer`` as training runs it: Whisper specifics and the arguments of a job.
+
+Why: a job's hyper-parameters and the fast-path plan become one ``Seq2SeqTrainingArguments``
+here and nowhere else, so the training recipe and the throughput benchmark
+(``bench/train_throughput.py``) run the very same Trainer configuration. Imports only
+torch/transformers and the train config (no data pipeline, Ray or DeepSpeed), so the
+benchmark can use it on a machine that has nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
+from transformers.modeling_outputs import BaseModelOutput
+
+from whisper_tune.train.config import JobConfig
+from whisper_tune.train.fastpath import FastPathPlan, training_args_overrides, uncompiled
+
+__all__ = ["WhisperTrainer", "training_arguments"]
+
+
+class WhisperTrainer(Seq2SeqTrainer):
+    """Seq2SeqTrainer that can generate from cached encoder outputs during evaluation, groups
+    batches by audio length (``length_sampler``) and generates eagerly from a compiled model."""
+
+    length_sampler: Any = None  # a LengthBucketSampler, or None for the Trainer's shuffling
+
+    # *args: the signature differs between transformers versions (4.x: none, 5.x: the dataset).
+    def _get_train_sampler(self, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        if self.length_sampler is not None:
+            return self.length_sampler
+        return super()._get_train_sampler(*args, **kwargs)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):  # type: ignore[no-untyped-def,override]
+        enc = inputs.get("encoder_outputs")
+        if enc is not None and not isinstance(enc, BaseModelOutput):
+            inputs = {**inputs, "encoder_outputs": BaseModelOutput(last_hidden_state=enc[0])}
+        # generate() calls the model once per token with a growing cache: a training-compiled
+        # graph would recompile for each length. Run it eagerly (the graphs are kept).
+        with uncompiled(self.model):
+            return super().prediction_step(
+                model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs
+            )
+
+
+def training_arguments(
+    job: JobConfig,
+    plan: FastPathPlan,
+    *,
+    output_dir: str,
+    use_gpu: bool,
+    deepspeed: dict[str, Any] | None = None,
+    rank: int = 0,
+) -> Seq2SeqTrainingArguments:
+    """The Trainer arguments for ``job`` run under ``plan`` (precision, optimizer, loader, ...).
+
+    Evaluation and saving are by steps (``save_steps`` is a multiple of ``eval_steps``, checked
+    in the config), so every checkpoint carries the ``eval_wer`` of its own weights; the HF
+    Trainer keeps one checkpoint of its own (the run's checkpoints are copied out by the
+    callbacks). Only rank 0 shows a progress bar.
+    """
+    t = job.train
+    return Seq2SeqTrainingArguments(
+        output_dir=output_dir,
+        per_device_train_batch_size=t.per_device_batch_size,
+        per_device_eval_batch_size=t.eval_batch_size or t.per_device_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        learning_rate=t.learning_rate,
+        weight_decay=t.weight_decay,
+        warmup_steps=t.warmup_steps,
+        lr_scheduler_type=t.lr_scheduler,
+        num_train_epochs=t.num_epochs,
+        max_steps=t.max_steps,
+        max_grad_norm=t.max_grad_norm,
+        use_cpu=not use_gpu,
+        deepspeed=deepspeed,
+        eval_strategy="steps",
+        eval_steps=t.eval_steps,
+        eval_on_start=t.eval_on_start,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=1,
+        logging_strategy="steps",
+        logging_steps=t.logging_steps,
+        predict_with_generate=True,
+        generation_max_length=t.generation_max_length,
+        generation_num_beams=t.generation_num_beams,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        report_to="none",
+        seed=t.seed,
+        ddp_find_unused_parameters=False,
+        log_level="warning",
+        disable_tqdm=rank != 0,
+        **training_args_overrides(plan),
+    )
