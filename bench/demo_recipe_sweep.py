@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from whisper_tune.data import WhisperCollator, prepare_dataset
-from whisper_tune.evaluate.metrics import error_rates
 from whisper_tune.models import load_model
+from whisper_tune.scoring import error_rates
 
 torch.set_num_threads(int(os.environ.get("T", "2")))
 corpus = Path(sys.argv[1])

@@ -1,18 +1,19 @@
-"""Evaluation: normalizers, WER/CER with aligned errors, batched transcription, reports.
+"""Evaluation: a model over a manifest, base vs tuned, and the reports that prove (or not) the gain.
 
 Why: fine-tuning is only worth shipping when it measurably helps on the target domain
 without hurting general speech. This package measures that the way the Whisper paper and
 the seed do (Whisper's English normalizer, greedy decoding, corpus WER) and explains it
 (breakdowns by manifest field, worst utterances, domain-term recall, regressions).
 
-Public API (see the contracts): ``get_normalizer``, ``error_rates``,
-``make_compute_metrics`` (for the HF trainer), ``transcribe``, ``evaluate``, ``compare``.
+Public API: ``evaluate``, ``compare``, the result types; the scoring functions
+(``get_normalizer``, ``error_rates``...) come from ``whisper_tune.scoring`` and are re-exported.
 Heavy imports (torch, transformers, matplotlib) happen inside the functions.
 """
 
 from __future__ import annotations
 
-from .metrics import (
+from whisper_tune.scoring.normalizers import NORMALIZER_KINDS, get_normalizer
+from whisper_tune.scoring.wer import (
     ErrorCounts,
     TermRecall,
     UtteranceScore,
@@ -20,10 +21,9 @@ from .metrics import (
     domain_term_recall,
     error_rates,
     load_terms,
-    make_compute_metrics,
     score_utterance,
 )
-from .normalizers import NORMALIZER_KINDS, get_normalizer
+
 from .pipeline import (
     compare,
     evaluate,
@@ -56,7 +56,6 @@ __all__ = [
     "load_eval_items",
     "load_for_eval",
     "load_terms",
-    "make_compute_metrics",
     "relative_change_pct",
     "resolve_model_spec",
     "score_texts",

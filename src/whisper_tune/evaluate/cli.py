@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from whisper_tune.errors import UserError
-
-from .normalizers import NORMALIZER_KINDS
+from whisper_tune.scoring.normalizers import NORMALIZER_KINDS
 
 __all__ = ["register"]
 

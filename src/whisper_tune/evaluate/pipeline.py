@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from whisper_tune.errors import DataError
+from whisper_tune.scoring.wer import domain_term_recall, load_terms, resolve_normalizer, score_utterance
 
 from .markdown import render_comparison, render_evaluation
-from .metrics import domain_term_recall, load_terms, resolve_normalizer, score_utterance
 from .plots import plot_training_curves, plot_wer_by_group, read_training_curves
 from .report import ComparisonResult, EvalResult, UtteranceResult, resolve_group_fields
 from .transcribe import SAMPLE_RATE, FeatureBank, resolve_device, transcribe_bank

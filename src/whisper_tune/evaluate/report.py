@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from whisper_tune.errors import DataError
+from whisper_tune.scoring.wer import ErrorCounts, TermRecall, UtteranceScore
 
 from .evidence import entities_of, paired_significance
-from .metrics import ErrorCounts, TermRecall, UtteranceScore
 
 __all__ = [
     "ComparisonResult",

@@ -7,9 +7,32 @@ normalizers, so every stage above it may use it.
 """
 
 from whisper_tune.scoring.entities import ENTITY_KINDS, EntityAccuracy, entity_accuracy, extract_entities
+from whisper_tune.scoring.normalizers import NORMALIZER_KINDS, get_normalizer
 from whisper_tune.scoring.significance import DEFAULT_REPLICATES, BootstrapResult, paired_bootstrap
+from whisper_tune.scoring.wer import (
+    ErrorCounts,
+    TermRecall,
+    UtteranceScore,
+    WordError,
+    domain_term_recall,
+    error_rates,
+    load_terms,
+    resolve_normalizer,
+    score_utterance,
+)
 
 __all__ = [
+    "NORMALIZER_KINDS",
+    "ErrorCounts",
+    "TermRecall",
+    "UtteranceScore",
+    "WordError",
+    "domain_term_recall",
+    "error_rates",
+    "get_normalizer",
+    "load_terms",
+    "resolve_normalizer",
+    "score_utterance",
     "DEFAULT_REPLICATES",
     "ENTITY_KINDS",
     "BootstrapResult",

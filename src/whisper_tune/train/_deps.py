@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from whisper_tune.data import WhisperCollator, prepare_dataset
-from whisper_tune.evaluate.metrics import make_compute_metrics
 from whisper_tune.models import ensure_hf_dir, load_model
+from whisper_tune.train.metrics_hook import make_compute_metrics
 
 __all__ = ["WhisperCollator", "load_model", "load_processor", "make_compute_metrics", "prepare_dataset"]
 

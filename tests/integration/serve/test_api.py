@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 def norm(text: str) -> str:
     try:
-        from whisper_tune.evaluate.normalizers import get_normalizer
+        from whisper_tune.scoring.normalizers import get_normalizer
 
         return get_normalizer("whisper_en")(text)
     except ImportError:  # evaluate area absent: a plain normaliser is enough here

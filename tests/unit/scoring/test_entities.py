@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from whisper_tune.evaluate.normalizers import get_normalizer
 from whisper_tune.scoring import entity_accuracy, extract_entities
+from whisper_tune.scoring.normalizers import get_normalizer
 
 norm = get_normalizer("whisper_en")
 

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from whisper_tune.errors import DataError
-from whisper_tune.evaluate import (
+from whisper_tune.scoring import (
     WordError,
     domain_term_recall,
     error_rates,
     load_terms,
-    make_compute_metrics,
     score_utterance,
 )
+from whisper_tune.train.metrics_hook import make_compute_metrics
 
 
 def test_wer_cer_known_values():

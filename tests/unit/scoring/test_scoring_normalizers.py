@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from whisper_tune.evaluate import get_normalizer
-from whisper_tune.evaluate.normalizers import english_spelling_mapping
+from whisper_tune.scoring.normalizers import english_spelling_mapping
 
 
 @pytest.fixture(scope="module")

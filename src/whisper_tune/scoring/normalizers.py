@@ -38,10 +38,10 @@ _WS = re.compile(r"\s+")
 @lru_cache(maxsize=1)
 def english_spelling_mapping() -> dict[str, str]:
     """OpenAI's British->American spelling map (``english.json``), bundled as package data."""
-    text = resources.files("whisper_tune.evaluate").joinpath("english_spelling.json").read_text("utf-8")
+    text = resources.files("whisper_tune.scoring").joinpath("english_spelling.json").read_text("utf-8")
     mapping = json.loads(text)
     if not isinstance(mapping, dict) or not mapping:
-        raise RuntimeError("whisper_tune/evaluate/english_spelling.json is damaged (expected a JSON object)")
+        raise RuntimeError("whisper_tune/scoring/english_spelling.json is damaged (expected a JSON object)")
     return {str(k): str(v) for k, v in mapping.items()}
 
 
