@@ -3,10 +3,8 @@
 Why: the layout of a run directory (checkpoint folder names, which files a checkpoint
 holds, which one is the resume point) belongs to ``whisper_tune.runs``; the training code
 only writes into it. Keeping all of the training code's reads and writes of the run dir
-here means the train modules never spell a file name or glob a folder themselves, and a
-change of the runs API (for example a ``RunDir`` object with ``checkpoints()``,
-``latest_checkpoint()``, ``checkpoint_dir(step)``, ``read_json``/``write_json``) is a
-change of this module only.
+here (through ``runs.RunDir``) means the train modules never spell a file name or glob a
+folder themselves.
 
 A run dir is a local path here (the launcher hands each worker the local mirror); a URI
 is recognised and the small JSON files are then not written (as before: Ray uploads the
@@ -19,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from whisper_tune import runs
+from whisper_tune.runs import Checkpoint, RunDir
 
 __all__ = [
     "CHECKPOINT_PREFIX",
@@ -40,11 +38,11 @@ __all__ = [
     "write_json",
 ]
 
-METRICS_FILE = runs.METRICS_FILE  # a checkpoint's metrics (written after its HF checkpoint)
-HF_CHECKPOINT = runs.HF_CHECKPOINT  # the HF Trainer checkpoint folder inside a run checkpoint
-CHECKPOINT_PREFIX = "checkpoint_"  # + the step, 6 digits: what Ray and the local path both write
-FAST_PATH_FILE = "fast_path.json"  # what the plan chose (+ measured throughput), by rank 0
-TENSORBOARD_DIR = "tensorboard"
+METRICS_FILE = RunDir.METRICS_FILE  # a checkpoint's metrics (written after its HF checkpoint)
+HF_CHECKPOINT = RunDir.HF_CHECKPOINT  # the HF Trainer checkpoint folder inside a run checkpoint
+CHECKPOINT_PREFIX = RunDir.CHECKPOINT_PREFIX  # + the step, 6 digits: what Ray and the local path write
+FAST_PATH_FILE = RunDir.FAST_PATH_FILE  # what the plan chose (+ measured throughput), by rank 0
+TENSORBOARD_DIR = RunDir.TENSORBOARD_DIR
 FEATURES_DIR = "features"  # default log-mel feature cache (data.feature_cache overrides it)
 ENCODER_CACHE_DIR = "encoder_cache"  # default cached encoder outputs (train.encoder_cache_dir)
 
@@ -56,7 +54,7 @@ def is_remote(run_dir: str | Path) -> bool:
 
 def checkpoint_dir_name(step: int) -> str:
     """The folder name of the checkpoint for ``step`` (``checkpoint_000042``)."""
-    return f"{CHECKPOINT_PREFIX}{step:06d}"
+    return RunDir.checkpoint_name(step)
 
 
 def checkpoint_dir(run_dir: Path, step: int) -> Path:
@@ -64,15 +62,14 @@ def checkpoint_dir(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / checkpoint_dir_name(step)
 
 
-def checkpoints(run_dir: Path) -> list[runs.CheckpointInfo]:
+def checkpoints(run_dir: Path) -> list[Checkpoint]:
     """Complete checkpoints of the run, sorted by step (half-written ones are left out)."""
-    return runs.list_checkpoints(run_dir)
+    return RunDir(run_dir).checkpoints()
 
 
-def latest_checkpoint(run_dir: Path) -> runs.CheckpointInfo | None:
+def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
     """The complete checkpoint with the highest step (where a restarted run resumes), or None."""
-    found = checkpoints(run_dir)
-    return max(found, key=lambda c: c.step) if found else None
+    return RunDir(run_dir).latest_checkpoint()
 
 
 def resume_point(run_dir: Path) -> str | None:

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from whisper_tune.train import recipe, run_files
+from whisper_tune.train import recipe
 from whisper_tune.train.inputs import load_data
 
 __all__ = ["load_data", "run_worker", "train_func"]
-
-# The old private name, still imported by tests/unit/train/test_train_runs.py.
-_local_resume_point = run_files.resume_point
 
 
 def train_func(config: dict[str, Any]) -> None:

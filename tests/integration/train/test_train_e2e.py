@@ -75,13 +75,13 @@ def test_two_ray_workers_end_to_end_then_resume(
     out = launch(JobConfig.from_mapping(data))
     run = out.run_dir
     assert run == tmp_path / "runs" / "t" and not out.resumed and out.global_step == 4
-    ckpts = runs.list_checkpoints(run)
+    ckpts = runs.RunDir(run).checkpoints()
     assert [c.step for c in ckpts] == [2, 4]  # save_steps=2, num_to_keep=2
     for c in ckpts:
         assert c.eval_wer is not None and "eval_wer_ortho" in c.metrics
         assert (c.path / "checkpoint" / "trainer_state.json").is_file()
     # Ray's best (Result.best_checkpoints, min eval_wer) agrees with the run-dir view
-    assert out.best_checkpoint == runs.select_best(run).path
+    assert out.best_checkpoint == runs.RunDir(run).best_checkpoint().path
     assert out.best_eval_wer == min(c.eval_wer for c in ckpts if c.eval_wer is not None)
     assert yaml.safe_load((run / "config.yaml").read_text())["scaling"]["num_workers"] == 2
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
@@ -98,7 +98,7 @@ def test_two_ray_workers_end_to_end_then_resume(
     assert main(["train", "--config", str(cfg_path), "train.max_steps=6"]) == 0
     status = runs.read_status(run)
     assert status["resumed"] is True and status["global_step"] == 6
-    steps = [c.step for c in runs.list_checkpoints(run)]
+    steps = [c.step for c in runs.RunDir(run).checkpoints()]
     assert 6 in steps and max(steps) == 6
     state = json.loads((run / "checkpoint_000006" / "checkpoint" / "trainer_state.json").read_text())
     assert state["global_step"] == 6
@@ -111,9 +111,9 @@ def test_no_ray_full_fine_tune(tmp_path: Path, tiny_model_dir: Path, tiny_corpus
     cfg_path = _write_config(tmp_path / "full.yaml", data)
     assert main(["train", "--config", str(cfg_path), "--no-ray"]) == 0  # 1 in-process worker
     run = tmp_path / "runs" / "t"
-    best = runs.select_best(run)
+    best = runs.RunDir(run).best_checkpoint()
     assert best.eval_wer is not None and best.step == 4
-    assert [c.step for c in runs.list_checkpoints(run)] == [2, 4]
+    assert [c.step for c in runs.RunDir(run).checkpoints()] == [2, 4]
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     _assert_encoder_frozen(tiny_model_dir, run / "best", frozen=False)
     assert _generates(run / "best")

@@ -44,7 +44,7 @@ def test_short_context_run_exports_a_30s_model(
     plan = json.loads((run / "fast_path.json").read_text())
     assert plan["n_frames"] == 150 and plan["group_by_length"] is True and plan["compile_scope"] == "none"
     assert plan["throughput"]["measured_steps"] == 2 and plan["throughput"]["wall_samples_per_s"] > 0
-    ckpt = runs.select_best(run).path / "checkpoint"
+    ckpt = runs.RunDir(run).best_checkpoint().path / "checkpoint"
     assert json.loads((ckpt / "config.json").read_text())["max_source_positions"] == 75
 
     best = run / "best"

@@ -83,7 +83,7 @@ def test_half_written_checkpoint_is_ignored_never_loaded(
     tmp_path: Path, tiny_model_dir: Path, how: str
 ) -> None:
     """Issue: a half-written checkpoint directory is ignored, never loaded (runs listing, best, resume)."""
-    from whisper_tune.train.train_func import _local_resume_point
+    from whisper_tune.train.run_files import resume_point
 
     run = fake_run(tmp_path, tiny_model_dir, {2: 0.5, 4: 0.4})
     half_written(run, tiny_model_dir, 6, how)
@@ -92,7 +92,7 @@ def test_half_written_checkpoint_is_ignored_never_loaded(
     assert rd.best_checkpoint().step == 4  # the broken one claims eval_wer 0.01: still not chosen
     (listed,) = runs.list_runs(tmp_path)
     assert listed.steps == 4 and listed.checkpoints == 2
-    assert _local_resume_point(run) == str(run / "checkpoint_000004" / "checkpoint")
+    assert resume_point(run) == str(run / "checkpoint_000004" / "checkpoint")
     latest = rd.latest_checkpoint()
     assert latest is not None and latest.hf_dir == run / "checkpoint_000004" / "checkpoint"
 
