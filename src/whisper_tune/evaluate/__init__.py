@@ -7,10 +7,13 @@ the seed do (Whisper's English normalizer, greedy decoding, corpus WER) and expl
 
 Public API (see the contracts): ``get_normalizer``, ``error_rates``,
 ``make_compute_metrics`` (for the HF trainer), ``transcribe``, ``evaluate``, ``compare``.
-Heavy imports (torch, transformers, matplotlib) happen inside the functions.
+Transcription itself is ``whisper_tune.inference`` (``transcribe``, ``transcribe_bank`` and
+``FeatureBank`` are re-exported from there), the code the server runs. Heavy imports (torch, transformers, matplotlib) happen inside the functions.
 """
 
 from __future__ import annotations
+
+from whisper_tune.inference import FeatureBank, transcribe, transcribe_bank  # evaluate's API before
 
 from .metrics import (
     ErrorCounts,
@@ -35,7 +38,6 @@ from .pipeline import (
     write_evaluation,
 )
 from .report import ComparisonResult, EvalResult, UtteranceResult, format_wer_difference, relative_change_pct
-from .transcribe import FeatureBank, transcribe, transcribe_bank
 
 __all__ = [
     "NORMALIZER_KINDS",
