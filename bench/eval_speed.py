@@ -47,7 +47,7 @@ def run(model_spec: str, n: int, batch_size: int, device: str) -> dict[str, Any]
 
     from whisper_tune.data import load_audio
     from whisper_tune.evaluate import FeatureBank, transcribe_bank
-    from whisper_tune.evaluate.transcribe import resolve_device
+    from whisper_tune.inference import resolve_device
     from whisper_tune.models import load_model
 
     tmp = Path(tempfile.mkdtemp(prefix="wt-eval-bench-"))

@@ -269,9 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     from ray import serve
 
+    from whisper_tune.inference import BackendOptions
     from whisper_tune.net import free_loopback_port
     from whisper_tune.serve.app import ServeOptions, build_app
-    from whisper_tune.serve.backends import BackendOptions
 
     clips = load_clips(args.clips_dir) if args.clips_dir else make_clips(args.voices.split(","))
     if args.save_clips:

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from whisper_tune.serve.backends import BackendOptions, load_backend
+    from whisper_tune.inference import BackendOptions, load_backend
 
     clips = load_clips(args.clips_dir) if args.clips_dir else make_clips(["en-us", "en-gb"])
     rows = []

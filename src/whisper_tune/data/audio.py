@@ -5,7 +5,9 @@ utterances) and silently truncates anything over 30 s, and resampling quality de
 what the model hears. So decoding, down-mixing (before feature extraction), HQ
 resampling with soxr and the sanity checks live in one place, and every failure is an
 :class:`AudioError` that names the file and carries a stable ``reason`` key that the
-data report counts.
+data report counts. Training data (paths), evaluation (paths) and the server (uploaded
+bytes) all decode through :func:`decode_audio`, so a clip read from disk and the same
+file uploaded become the same samples.
 
 Decoding uses soundfile (libsndfile >= 1.1 reads wav/flac/ogg/opus and mp3; the wheel's
 libsndfile 1.2.2 does, checked in the tests).
@@ -23,10 +25,12 @@ Check policy (see ``AudioCheck``):
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -37,6 +41,7 @@ __all__ = [
     "AudioCheck",
     "AudioError",
     "AudioInfo",
+    "AudioSource",
     "decode_audio",
     "load_audio",
     "split_long_audio",
@@ -90,26 +95,64 @@ def _to_dbfs(rms: float) -> float:
     return 20.0 * math.log10(rms) if rms > 0 else -math.inf
 
 
-def decode_audio(path: str | os.PathLike[str], sr: int = SAMPLE_RATE) -> tuple[np.ndarray, AudioInfo]:
-    """Decode, measure, down-mix to mono and resample to ``sr`` (soxr HQ)."""
+AudioSource = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
+"""A path, the bytes of an audio file (an upload) or an open binary file."""
+
+
+def _read_source(source: AudioSource, name: str | None) -> tuple[str, str | None, bytes | str]:
+    """(label for messages, path or None, what soundfile reads); raises for missing/empty input."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        label, data = name or "<bytes>", bytes(source)
+    elif isinstance(source, str | os.PathLike):
+        p = Path(source)
+        label = name or str(p)
+        if not p.exists():
+            raise AudioError(f"{label}: audio file does not exist", "missing_file", str(p))
+        if not p.is_file():
+            raise AudioError(f"{label}: not a file", "missing_file", str(p))
+        if p.stat().st_size == 0:
+            raise AudioError(f"{label}: empty file (0 bytes)", "empty_audio", str(p))
+        return label, str(p), str(p)
+    elif hasattr(source, "read"):
+        label = name or str(getattr(source, "name", "") or "<file>")
+        data = source.read()
+        if not isinstance(data, bytes | bytearray):
+            raise AudioError(f"{label}: open the file in binary mode ('rb')", "unreadable_audio")
+        data = bytes(data)
+    else:
+        raise TypeError(f"decode_audio expects a path, bytes or a binary file, got {type(source).__name__}")
+    if not data:
+        raise AudioError(f"{label}: empty file (0 bytes)", "empty_audio")
+    return label, None, data
+
+
+def decode_audio(
+    source: AudioSource, sr: int = SAMPLE_RATE, *, name: str | None = None
+) -> tuple[np.ndarray, AudioInfo]:
+    """Decode, measure, down-mix to mono and resample to ``sr`` (soxr HQ).
+
+    ``source``: a path, the bytes of a file or an open binary file; the same decoding for
+    all three, so a clip scored from disk and the same clip uploaded to the server become
+    the same samples. ``name`` labels messages (default: the path, ``<bytes>``, the file's name).
+    Every failure is an :class:`AudioError`; ``reason`` is ``missing_file``, ``empty_audio``
+    (0 bytes or 0 samples) or ``unreadable_audio`` (not audio, NaN/inf samples).
+    """
     import soundfile as sf
     import soxr
 
-    p = Path(path)
-    if not p.exists():
-        raise AudioError(f"{p}: audio file does not exist", "missing_file", str(p))
-    if not p.is_file():
-        raise AudioError(f"{p}: not a file", "missing_file", str(p))
-    if p.stat().st_size == 0:
-        raise AudioError(f"{p}: empty file (0 bytes)", "empty_audio", str(p))
+    label, path, payload = _read_source(source, name)
     try:
-        data, orig_sr = sf.read(str(p), dtype="float32", always_2d=True)
+        data, orig_sr = sf.read(
+            payload if isinstance(payload, str) else io.BytesIO(payload), dtype="float32", always_2d=True
+        )
     except Exception as exc:  # soundfile raises LibsndfileError/RuntimeError/TypeError...
-        raise AudioError(f"{p}: cannot decode audio ({exc})", "unreadable_audio", str(p)) from exc
+        raise AudioError(
+            f"{label}: not a supported audio file (cannot decode audio: {exc})", "unreadable_audio", path
+        ) from exc
     if data.shape[0] == 0:
-        raise AudioError(f"{p}: audio has no samples", "empty_audio", str(p))
+        raise AudioError(f"{label}: audio has no samples", "empty_audio", path)
     if not np.isfinite(data).all():
-        raise AudioError(f"{p}: audio contains NaN/inf samples", "unreadable_audio", str(p))
+        raise AudioError(f"{label}: audio contains NaN/inf samples", "unreadable_audio", path)
     clipped = float(np.mean(np.abs(data) >= AudioCheck.clip_level))
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     rms = float(np.sqrt(np.mean(np.square(mono, dtype=np.float64))))
@@ -126,9 +169,9 @@ def decode_audio(path: str | os.PathLike[str], sr: int = SAMPLE_RATE) -> tuple[n
     return mono, info
 
 
-def load_audio(path: str | os.PathLike[str], sr: int = SAMPLE_RATE) -> np.ndarray:
+def load_audio(source: AudioSource, sr: int = SAMPLE_RATE) -> np.ndarray:
     """16 kHz (or ``sr``) mono float32 samples; raises :class:`AudioError` naming the file."""
-    return decode_audio(path, sr)[0]
+    return decode_audio(source, sr)[0]
 
 
 def split_long_audio(

@@ -7,11 +7,14 @@ the seed do (Whisper's English normalizer, greedy decoding, corpus WER) and expl
 
 Public API: ``evaluate``, ``compare``, the result types; the scoring functions
 (``get_normalizer``, ``error_rates``...) come from ``whisper_tune.scoring`` and are re-exported.
-Heavy imports (torch, transformers, matplotlib) happen inside the functions.
+Transcription itself is ``whisper_tune.inference`` (``transcribe``, ``transcribe_bank`` and
+``FeatureBank`` are re-exported from there), the code the server runs. Heavy imports (torch,
+transformers, matplotlib) happen inside the functions.
 """
 
 from __future__ import annotations
 
+from whisper_tune.inference import FeatureBank, transcribe, transcribe_bank  # evaluate's API before
 from whisper_tune.scoring.normalizers import NORMALIZER_KINDS, get_normalizer
 from whisper_tune.scoring.wer import (
     ErrorCounts,
@@ -35,7 +38,6 @@ from .pipeline import (
     write_evaluation,
 )
 from .report import ComparisonResult, EvalResult, UtteranceResult, format_wer_difference, relative_change_pct
-from .transcribe import FeatureBank, transcribe, transcribe_bank
 
 __all__ = [
     "NORMALIZER_KINDS",

@@ -57,7 +57,13 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--max-new-tokens",
         type=_positive,
         default=None,
-        help="cap on generated tokens per clip (default: 8 per second of audio + 16, at most 444)",
+        help="cap on generated tokens per 30 s window (default: 8 per second of audio + 16, at most 224)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("hf", "ct2"),
+        default="hf",
+        help="Transformers (hf) or the CTranslate2 export the server runs with --backend ct2 (int8 on CPU)",
     )
     p.add_argument(
         "--language",
@@ -103,6 +109,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         language=args.language,
         limit=args.limit,
+        backend=args.backend,
     )
     print(
         f"WER {r.wer:.4f} (normalized), {r.wer_ortho:.4f} (orthographic), CER {r.cer:.4f} "
@@ -142,6 +149,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         language=args.language,
         limit=args.limit,
         print_line=False,
+        backend=args.backend,
     )
     print(f"base  WER {c.base.wer:.4f}  ({c.base.model})")
     print(f"tuned WER {c.tuned.wer:.4f}  ({c.tuned.model})")

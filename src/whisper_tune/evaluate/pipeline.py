@@ -1,10 +1,14 @@
 """``evaluate`` (one model) and ``compare`` (base vs tuned) over a manifest.
 
 Why: the product's proof is one command that loads both models the same way training and
-serving do (``whisper_tune.models.load_model``), runs them over exactly the same audio,
-and writes a report a person and a script can both read. Each clip is decoded once and
-its log-mel features computed once; both models reuse them. Unreadable clips are counted
-and listed as skips (with the manifest line), never silently dropped or fatal.
+serving do, runs them over exactly the same audio, and writes a report a person and a
+script can both read. Transcription is ``whisper_tune.inference``: the backend the server
+runs (``backend="hf"``, Transformers, the default; or ``"ct2"``, the CTranslate2 int8/float16
+export the server runs with ``--backend ct2``), the same windows, token cap and decoding
+options, so the WER is measured on what the server returns. Each clip is decoded once and
+its log-mel features computed once (a shared ``FeatureBank``); both models reuse them.
+Unreadable clips are counted and listed as skips (with the manifest line), never silently
+dropped or fatal.
 
 Multilingual models are told the language (``language``; default ``en`` with the English
 normalizer) instead of detecting it per clip, which misfires on noisy phone audio.
@@ -26,13 +30,21 @@ from typing import Any
 
 import numpy as np
 
+from whisper_tune.data.audio import SAMPLE_RATE
 from whisper_tune.errors import DataError
+from whisper_tune.inference import (
+    BackendOptions,
+    DecodeOptions,
+    FeatureBank,
+    load_backend,
+    resolve_device,
+    transcribe_audios,
+)
 from whisper_tune.scoring.wer import domain_term_recall, load_terms, resolve_normalizer, score_utterance
 
 from .markdown import render_comparison, render_evaluation
 from .plots import plot_training_curves, plot_wer_by_group, read_training_curves
 from .report import ComparisonResult, EvalResult, UtteranceResult, resolve_group_fields
-from .transcribe import SAMPLE_RATE, FeatureBank, resolve_device, transcribe_bank
 
 __all__ = [
     "EvalItem",
@@ -216,24 +228,28 @@ def _run_model(
     num_beams: int,
     max_new_tokens: int | None = None,
     language: str | None = None,
+    backend: str = "hf",
+    precision: str = "auto",
 ) -> EvalResult:
-    dev = resolve_device(device)
-    model, processor = load_for_eval(spec, dev)
-    t0 = time.perf_counter()
-    hyps = transcribe_bank(
-        model,
-        processor,
-        bank,
-        batch_size=batch_size,
-        num_beams=num_beams,
+    dev = resolve_device(device, backend)
+    opts = BackendOptions(device=dev, dtype=precision, compute_type=precision, batch_size=batch_size)
+    model = load_backend(resolve_model_spec(spec), backend, opts, model_name=spec)
+    lang = language if language is not None else ("en" if normalizer == "whisper_en" else None)
+    decode = DecodeOptions(
+        language=lang if model.multilingual else None,  # English-only models ignore it
+        beams=num_beams,
         max_new_tokens=max_new_tokens,
-        language=language if language is not None else ("en" if normalizer == "whisper_en" else None),
-        progress=f"transcribing ({Path(spec).name or spec})",
     )
+    t0 = time.perf_counter()
+    hyps = [
+        t.text
+        for t in transcribe_audios(model, bank, decode, progress=f"transcribing ({Path(spec).name or spec})")
+    ]
     seconds = time.perf_counter() - t0
+    label = spec if backend == "hf" else f"{spec} [{backend} {model.precision}]"
     del model
     result = score_texts(
-        spec,
+        label,
         data_name,
         items,
         hyps,
@@ -247,7 +263,7 @@ def _run_model(
     )
     log.info(
         "%s: WER %.4f over %d utterances, transcribed in %.1f s",
-        spec,
+        label,
         result.wer,
         len(result.utterances),
         seconds,
@@ -269,8 +285,15 @@ def evaluate(
     max_new_tokens: int | None = None,
     language: str | None = None,
     limit: int | None = None,
+    backend: str = "hf",
+    precision: str = "auto",
 ) -> EvalResult:
-    """Transcribe ``data`` with one model; write predictions.jsonl, metrics.json, report.md, wer_by_group.png."""
+    """Transcribe ``data`` with one model; write predictions.jsonl, metrics.json, report.md, wer_by_group.png.
+
+    ``backend``: ``hf`` (Transformers) or ``ct2`` (the CTranslate2 export the server runs);
+    ``precision``: ``auto`` (``whisper_tune.inference.resolve_precision``), a torch dtype
+    for ``hf`` or a CTranslate2 compute type for ``ct2``.
+    """
     resolve_normalizer(normalizer)  # fail early on an unknown kind
     items, skipped = load_eval_items(data, limit=limit)
     fields = resolve_group_fields([it.meta for it in items], group_by)
@@ -288,6 +311,8 @@ def evaluate(
         num_beams=num_beams,
         max_new_tokens=max_new_tokens,
         language=language,
+        backend=backend,
+        precision=precision,
     )
     write_evaluation(result, out_dir)
     return result
@@ -311,8 +336,12 @@ def compare(
     limit: int | None = None,
     worst_n: int = 10,
     print_line: bool = True,
+    backend: str = "hf",
+    precision: str = "auto",
 ) -> ComparisonResult:
     """Base vs tuned over the same audio; writes report.md, report.json, PNGs, base/ and tuned/.
+
+    Both models run on ``backend`` in ``precision`` (see ``evaluate``).
 
     Prints the seed's ``WER difference: -x.xxx %`` line (``print_line``). ``train_log``
     defaults to the tuned spec when that is a run directory.
@@ -333,6 +362,8 @@ def compare(
         num_beams=num_beams,
         max_new_tokens=max_new_tokens,
         language=language,
+        backend=backend,
+        precision=precision,
     )
     base = _run_model(base_spec, items, bank, **common)
     tuned = _run_model(tuned_spec, items, bank, **common)

@@ -39,19 +39,19 @@ from ray import serve
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from whisper_tune.serve.audio import EmptyAudioError, NotAudioError, decode_audio_bytes
-from whisper_tune.serve.backends import (
+from whisper_tune.inference import (
     Backend,
     BackendOptions,
     DeadlineExceeded,
+    Transcript,
     UnsupportedLanguageError,
     load_backend,
     normalize_language,
 )
+from whisper_tune.serve.audio import EmptyAudioError, NotAudioError, decode_audio_bytes
 from whisper_tune.serve.formats import MEDIA_TYPES, RESPONSE_FORMATS, render
-from whisper_tune.serve.types import Transcript
 
-__all__ = ["Model", "ServeOptions", "Transcriber", "build_app", "hash_api_key"]
+__all__ = ["Model", "ServeOptions", "Transcriber", "build_app", "hash_api_key", "load_serve_backend"]
 
 log = logging.getLogger(__name__)
 
@@ -129,14 +129,24 @@ def _page() -> str:
 api = FastAPI(title="whisper-tune", description="OpenAI-compatible Whisper transcription", docs_url="/docs")
 
 
+def load_serve_backend(opts: ServeOptions) -> Backend:
+    """The backend a ``Model`` replica runs, loaded and warmed up.
+
+    The same ``whisper_tune.inference`` object evaluation uses (``evaluate --backend``), so
+    a test can compare the two entry points without starting Serve.
+    """
+    backend = load_backend(opts.model, opts.backend, opts.backend_options, opts.model_name)
+    backend.warmup()
+    return backend
+
+
 @serve.deployment(name="Model", health_check_period_s=10, health_check_timeout_s=60)
 class Model:
     """One loaded backend and its request batcher; the GPU side of the service."""
 
     def __init__(self, opts: ServeOptions) -> None:
         self.opts = opts
-        self.backend: Backend = load_backend(opts.model, opts.backend, opts.backend_options, opts.model_name)
-        self.backend.warmup()
+        self.backend: Backend = load_serve_backend(opts)
         self._inline = run_inline(opts.inline_model, self.backend.device)
         self._failures = 0
         self._broken: str | None = None

@@ -110,8 +110,8 @@ def register(subparsers: Any) -> None:
 
 def serve_options(args: argparse.Namespace) -> ServeOptions:
     """Check the arguments (bind rule included) and turn them into the deployment's options."""
+    from whisper_tune.inference import BackendOptions
     from whisper_tune.serve.app import ServeOptions, hash_api_key
-    from whisper_tune.serve.backends import BackendOptions
 
     if args.replicas < 1:
         raise UserError(f"--replicas must be >= 1, got {args.replicas}")

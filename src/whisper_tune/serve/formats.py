@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from whisper_tune.serve.types import Transcript
+from whisper_tune.inference.types import Transcript
 
 __all__ = ["RESPONSE_FORMATS", "MEDIA_TYPES", "render", "to_json", "to_verbose_json", "to_srt", "to_vtt"]
 

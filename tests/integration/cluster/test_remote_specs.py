@@ -116,9 +116,9 @@ def test_runs_best_evaluate_against_s3(
     run_copy = Path(report["run_dir"])  # the run's local copy (for the training curves)
     assert run_copy.parent == tmp_path / "cache" / "remote" and (run_copy / "best" / "config.json").is_file()
 
+    from whisper_tune.inference import resolve_model_dir
     from whisper_tune.models import ensure_hf_dir
     from whisper_tune.runs import resolve_model_spec
-    from whisper_tune.serve.backends import resolve_model_dir
 
     hf = Path(ensure_hf_dir(resolve_model_spec(run_uri)))  # models take model dirs: runs resolve first
     served = Path(resolve_model_dir(run_uri))

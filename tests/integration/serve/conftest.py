@@ -52,8 +52,8 @@ def serve_env(tiny_model_dir: Path) -> Iterator[ServeEnv]:
     from ray import serve
     from ray.serve.api import RunTarget
 
+    from whisper_tune.inference import BackendOptions
     from whisper_tune.serve.app import ServeOptions, build_app, hash_api_key
-    from whisper_tune.serve.backends import BackendOptions
 
     port = free_loopback_port()
     # address="local": a private instance, never a cluster some earlier `ray start` left running

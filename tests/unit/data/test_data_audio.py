@@ -128,3 +128,46 @@ def test_nan_samples_are_unreadable(tmp_path: Path) -> None:
     with pytest.raises(AudioError, match="NaN") as ei:
         load_audio(tmp_path / "nan.wav")
     assert ei.value.reason == "unreadable_audio"
+
+
+def test_split_covers_everything_within_limit() -> None:
+    """Moved from the serve tests (which also ran it on serve's own splitter, now deleted)."""
+    splitter = split_long_audio
+    sr = 16000
+    rng = np.random.default_rng(1)
+    x = (0.3 * rng.standard_normal(sr * 95)).astype(np.float32)
+    x[sr * 27 : sr * 28] = 0.0  # a pause the splitter should prefer
+    pieces = splitter(x, sr, 30.0)
+    assert all(len(p) <= 30 * sr for _, p in pieces)
+    assert np.array_equal(np.concatenate([p for _, p in pieces]), x)
+    starts = [s for s, _ in pieces]
+    assert starts[0] == 0.0 and starts == sorted(starts)
+    assert 27.0 <= starts[1] <= 28.0
+    assert splitter(x[: sr * 10], sr, 30.0)[0][1].shape[0] == sr * 10
+
+
+def test_path_bytes_and_file_decode_to_the_same_samples(tmp_path: Path) -> None:
+    """Evaluation reads paths, the server uploaded bytes: one decoder, so the same samples."""
+
+    t = np.arange(44100) / 44100
+    x = np.stack([0.4 * np.sin(2 * np.pi * 300 * t), 0.1 * np.sin(2 * np.pi * 500 * t)], axis=1)
+    p = tmp_path / "call.flac"
+    sf.write(str(p), x.astype(np.float32), 44100, format="FLAC")
+    from_path, info = decode_audio(p)
+    from_bytes, info_b = decode_audio(p.read_bytes())
+    with p.open("rb") as f:
+        from_file, info_f = decode_audio(f)
+    np.testing.assert_array_equal(from_path, from_bytes)
+    np.testing.assert_array_equal(from_path, from_file)
+    assert info == info_b == info_f and info.channels == 2 and info.orig_sr == 44100
+
+
+def test_bytes_errors_keep_their_reasons() -> None:
+    with pytest.raises(AudioError, match="upload.bin: not a supported audio file") as ei:
+        decode_audio(b"no audio here" * 20, name="upload.bin")
+    assert ei.value.reason == "unreadable_audio" and ei.value.path is None
+    with pytest.raises(AudioError, match="<bytes>: empty file") as ei:
+        decode_audio(b"")
+    assert ei.value.reason == "empty_audio"
+    with pytest.raises(TypeError, match="path, bytes or a binary file"):
+        decode_audio(123)  # type: ignore[arg-type]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from whisper_tune.inference.types import Segment, Transcript
 from whisper_tune.serve.formats import RESPONSE_FORMATS, render, to_srt, to_verbose_json, to_vtt
-from whisper_tune.serve.types import Segment, Transcript
 
 
 @pytest.fixture

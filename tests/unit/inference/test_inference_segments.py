@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from whisper_tune.serve.backends import tokens_to_segments
+from whisper_tune.inference import tokens_to_segments
 
 TS = 50363  # <|0.00|> in the tiny.en vocabulary
 EOT = 50256

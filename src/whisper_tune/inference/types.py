@@ -1,4 +1,4 @@
-"""Result types shared by the inference backends, the response formats and the app.
+"""Result types of the inference backends, read by evaluation, the response formats and the app.
 
 Why a separate module: ``formats`` and the unit tests need these without importing
 torch, CTranslate2 or Ray.

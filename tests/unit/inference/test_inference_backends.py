@@ -1,4 +1,7 @@
-"""Both backends on a random toy Whisper: same greedy ids, long audio windows, options, health."""
+"""Both backends on a random toy Whisper: same greedy ids, long audio windows, options, health.
+
+Moved from tests/unit/serve/test_backends.py with the backends (now ``whisper_tune.inference``).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,10 @@ import numpy as np
 import pytest
 
 from whisper_tune.errors import UserError
-from whisper_tune.serve.backends import (
+from whisper_tune.inference import (
     BackendOptions,
     CT2Backend,
+    DecodeOptions,
     HFBackend,
     UnsupportedLanguageError,
     load_backend,
@@ -29,10 +33,11 @@ def toy_ct2_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="module")
 def backends(tiny_model_dir: Path, toy_ct2_dir: Path) -> tuple[HFBackend, CT2Backend]:
-    hf = load_backend(str(tiny_model_dir), "hf", BackendOptions(max_new_tokens=8, batch_size=4))
+    cap = DecodeOptions(max_new_tokens=8)
+    hf = load_backend(str(tiny_model_dir), "hf", BackendOptions(batch_size=4, decode=cap))
     # float32 so the comparison is exact on a random model (int8 flips near-ties of random logits)
     ct2 = load_backend(
-        str(toy_ct2_dir), "ct2", BackendOptions(max_new_tokens=8, batch_size=4, compute_type="float32")
+        str(toy_ct2_dir), "ct2", BackendOptions(batch_size=4, compute_type="float32", decode=cap)
     )
     assert isinstance(hf, HFBackend) and isinstance(ct2, CT2Backend)
     return hf, ct2
@@ -110,7 +115,7 @@ def test_ct2_dir_without_tokenizer(tmp_path: Path) -> None:
 def test_deadline_stops_between_window_batches(backends: tuple[HFBackend, CT2Backend]) -> None:
     import time
 
-    from whisper_tune.serve.backends import DeadlineExceeded
+    from whisper_tune.inference import DeadlineExceeded
 
     hf, _ = backends
     with pytest.raises(DeadlineExceeded, match="stopped after 0 of 3 windows"):
@@ -120,7 +125,7 @@ def test_deadline_stops_between_window_batches(backends: tuple[HFBackend, CT2Bac
 
 def test_ct2_cuda_probe_turns_a_missing_cublas_into_advice() -> None:
     """PyPI CTranslate2 needs CUDA 12's cuBLAS; the probe fails the start with what to do."""
-    from whisper_tune.serve.backends import _probe_ct2_cuda
+    from whisper_tune.inference.ct2 import _probe_ct2_cuda
 
     class NoCublas:
         n_mels = 80
@@ -138,7 +143,7 @@ def test_ct2_cuda_probe_turns_a_missing_cublas_into_advice() -> None:
 def test_ct2_cuda_probe_passes_a_working_model(toy_ct2_dir: Path) -> None:
     import ctranslate2
 
-    from whisper_tune.serve.backends import _probe_ct2_cuda
+    from whisper_tune.inference.ct2 import _probe_ct2_cuda
 
     _probe_ct2_cuda(ctranslate2.models.Whisper(str(toy_ct2_dir), device="cpu"), "float32")
 
@@ -189,3 +194,11 @@ def test_hf_backend_does_not_warn_about_its_token_cap_on_every_batch(
         gen_log.removeHandler(handler)
     assert not [m for m in seen if "seem to have been set" in m]
     assert "an unrelated warning still gets through" in seen
+
+
+def test_translate_needs_a_multilingual_model(backends: tuple[HFBackend, CT2Backend]) -> None:
+    from whisper_tune.inference import FeatureBank
+
+    for b in backends:
+        with pytest.raises(UnsupportedLanguageError, match="English-only; task='translate'"):
+            b.transcribe_bank(FeatureBank(clips()[2:]), DecodeOptions(task="translate"))

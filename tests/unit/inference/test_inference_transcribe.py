@@ -1,5 +1,8 @@
 """Batched transcription: order, feature reuse, long audio, token budgets.
 
+Moved from tests/unit/evaluate/test_eval_transcribe.py: ``transcribe``/``transcribe_bank``
+now run the inference backends' loop (an ``HFBackend`` around the loaded model).
+
 Most tests drive ``transcribe_bank`` with a fake model whose "transcript" is a number
 computed from each clip's features (so order and joining are checkable exactly without
 paying for generation on a contended CPU); one test runs a real toy Whisper end to end.
@@ -13,8 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from whisper_tune.evaluate import FeatureBank, transcribe, transcribe_bank
-from whisper_tune.evaluate.transcribe import _token_budget, resolve_device
+from whisper_tune.inference import FeatureBank, resolve_device, token_cap, transcribe, transcribe_bank
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +65,23 @@ def test_batched_equals_one_by_one_in_input_order(proc):
     assert transcribe(model, proc, [], batch_size=2) == []
 
 
+def _decoding_kwargs(model: FakeWhisper) -> list[dict]:
+    """generate() kwargs without ``return_timestamps``, which the backend always passes (False here)."""
+    assert all(k.get("return_timestamps") is False for k in model.kwargs)
+    return [{k: v for k, v in kw.items() if k != "return_timestamps"} for kw in model.kwargs]
+
+
 def test_generation_kwargs_and_language(proc):
     en_only = FakeWhisper(proc.tokenizer)
     transcribe(en_only, proc, [_clip(1.0, 0)], language="en", num_beams=2)
-    assert en_only.kwargs == [{"num_beams": 2, "do_sample": False}]  # English-only: no language token
+    assert _decoding_kwargs(en_only) == [
+        {"num_beams": 2, "do_sample": False}
+    ]  # English-only: no language token
     multi = FakeWhisper(proc.tokenizer, multilingual=True)
     transcribe(multi, proc, [_clip(1.0, 0)], language="en")
-    assert multi.kwargs == [{"num_beams": 1, "do_sample": False, "language": "en", "task": "transcribe"}]
+    assert _decoding_kwargs(multi) == [
+        {"num_beams": 1, "do_sample": False, "language": "en", "task": "transcribe"}
+    ]
 
 
 def test_batches_sorted_by_length_get_fitting_budgets(proc):
@@ -145,11 +157,16 @@ def test_real_toy_whisper_with_short_context(proc):
 
 
 def test_token_budget():
-    model = SimpleNamespace(config=SimpleNamespace(max_target_positions=448))
-    assert _token_budget(model, 2.0, None) == 32  # 8 tokens/s + 16
-    assert _token_budget(model, 29.9, None) == 256
-    assert _token_budget(model, 29.9, 1000) == 444  # decoder has 448 positions
-    assert _token_budget(model, 5.0, 7) == 7
+    assert token_cap(2.0) == 32  # 8 tokens/s + 16
+    # was 256 (8 tokens/s + 16) before evaluation and serving shared one rule: now at most 224 new
+    # tokens a window without an explicit cap, like OpenAI's decoder and the server
+    assert token_cap(29.9) == 224
+    assert token_cap(29.9, max_new_tokens=1000) == 444  # decoder has 448 positions
+    assert token_cap(5.0, max_new_tokens=7) == 7
+    # a prompt takes decoder positions: 448 - 224 prompt tokens - 4 start tokens
+    assert token_cap(29.9, prompt_len=224) == 220
+    assert token_cap(29.9, prompt_len=224, max_new_tokens=1000) == 220
+    assert token_cap(0.0) == 16 and token_cap(1.0, positions=20) == 10
 
 
 def test_bad_inputs(proc):

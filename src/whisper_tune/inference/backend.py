@@ -1,0 +1,293 @@
+"""The one decode loop, behind which the Transformers and CTranslate2 backends differ only in
+``_generate``/``_detect``.
+
+Why two backends: the Transformers model (torch, bf16/fp16 on GPU, fp32 on CPU, SDPA) is what
+training produces and needs no export step; CTranslate2 (int8 on CPU, float16 on GPU) is
+several times faster for the same greedy transcript. Why one loop: evaluation scores
+exactly what the server returns. The server calls ``transcribe_batch`` (arrays, per-request
+options); evaluation calls ``transcribe_bank`` with a caching ``FeatureBank`` so base and
+tuned models share features; both end in the same code below.
+
+Long audio: files longer than the encoder's window are cut on silence into windows
+(``FeatureBank.pieces``); the windows of every file in a call are decoded together, sorted
+by length, in batches of ``BackendOptions.batch_size`` (a 10-minute call fills batches
+instead of running 20 sequential passes), and each window's segments are shifted by its
+start time. Every window gets its own token cap (``options.token_cap``), so a transcript
+does not depend on what it was batched with. Timestamps come from Whisper's own timestamp
+tokens, parsed the same way for both backends; without them each window is one segment.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from .bank import FRAMES_PER_SECOND, FULL_FRAMES, SAMPLE_RATE, FeatureBank
+from .language import check_task, language_name, normalize_language
+from .options import MAX_TARGET_POSITIONS, PROMPT_MAX_TOKENS, BackendOptions, DecodeOptions, token_cap
+from .segments import tokens_to_segments
+from .types import Segment, Transcript
+
+__all__ = ["Backend", "DeadlineExceeded"]
+
+
+class DeadlineExceeded(TimeoutError):
+    """``transcribe_batch`` stopped between windows because its deadline passed."""
+
+
+class Backend(ABC):
+    """A loaded model that turns 16 kHz mono float32 arrays into transcripts."""
+
+    kind: str = "?"
+
+    def __init__(self, tokenizer: Any, feature_extractor: Any, model_name: str, opts: BackendOptions) -> None:
+        self.tokenizer = tokenizer
+        self.feature_extractor = feature_extractor
+        self.model_name = model_name
+        self.opts = opts
+        ids = tokenizer.convert_tokens_to_ids
+        self.sot = int(ids("<|startoftranscript|>"))
+        self.eot = int(ids("<|endoftext|>"))
+        self.no_timestamps = int(ids("<|notimestamps|>"))
+        self.startofprev = int(ids("<|startofprev|>"))
+        self.transcribe_tok = int(ids("<|transcribe|>"))
+        self.translate_tok = int(ids("<|translate|>"))
+        self.timestamp_begin = self.no_timestamps + 1
+        self.multilingual = bool(self._model_is_multilingual())
+        # cumulative, for /healthz and benchmarks: where a replica's time goes
+        self.stats: dict[str, float] = {"batches": 0, "windows": 0, "features_s": 0.0, "model_s": 0.0}
+
+    @abstractmethod
+    def _model_is_multilingual(self) -> bool: ...
+
+    @abstractmethod
+    def _generate(
+        self,
+        features: np.ndarray,
+        language: str | None,
+        prompt_ids: list[int],
+        options: DecodeOptions,
+        max_new: int,
+    ) -> list[list[int]]:
+        """Decode a batch of log-mel windows; return the generated ids (no prompt, no EOT)."""
+
+    def _detect(self, features: np.ndarray) -> list[str]:
+        """Language codes ("de") for a batch of windows; only called for multilingual models."""
+        raise NotImplementedError
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    @property
+    def precision(self) -> str:
+        """Number format the model runs in (HF: torch dtype; CT2: compute type)."""
+        return "?"
+
+    @property
+    def frames(self) -> int:
+        """Mel frames per window the encoder takes (3000 = 30 s unless shortened)."""
+        return FULL_FRAMES
+
+    @property
+    def window_s(self) -> float:
+        return self.frames / FRAMES_PER_SECOND
+
+    @property
+    def max_target_positions(self) -> int:
+        return MAX_TARGET_POSITIONS
+
+    # -- options ------------------------------------------------------------------------------------
+    def check_language(self, language: str | None) -> str | None:
+        """Normalise the request's language; raise UnsupportedLanguageError for one the model lacks."""
+        return normalize_language(language, multilingual=self.multilingual, model_name=self.model_name)
+
+    def _prompt_ids(self, prompt: str | None) -> list[int]:
+        if not prompt or not prompt.strip():
+            return []
+        ids = self.tokenizer.encode(" " + prompt.strip(), add_special_tokens=False)
+        return [self.startofprev, *ids[-PROMPT_MAX_TOKENS:]]
+
+    def _task_token(self, task: str) -> int:
+        return self.translate_tok if task == "translate" else self.transcribe_tok
+
+    def _decode(self, ids: list[int]) -> str:
+        return str(self.tokenizer.decode(ids, skip_special_tokens=True))
+
+    # -- features -----------------------------------------------------------------------------------
+    def _feature_device(self) -> str:
+        """Where the log-mel spectrogram is computed.
+
+        On the CPU, Transformers' extractor costs ~10-25 ms per 30 s window and thread (measured
+        on the 2-core dev VM), and Serve replicas run with one intra-op thread, so a batch of 32
+        spends most of its time there; next to a GPU model, the same STFT on the GPU is ~free.
+        """
+        want = self.opts.feature_device
+        if want == "auto":
+            want = "cuda" if self.device.startswith("cuda") else "cpu"
+        if want.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                return "cpu"
+        return want
+
+    def _features(self, bank: FeatureBank, idx: Sequence[int]) -> np.ndarray:
+        t0 = time.perf_counter()
+        feats = bank.features(self.feature_extractor, self.frames, idx, device=self._feature_device())
+        out = np.ascontiguousarray(np.stack(feats), dtype=np.float32)
+        self.stats["features_s"] += time.perf_counter() - t0
+        return out
+
+    # -- the decode loop ----------------------------------------------------------------------------
+    def transcribe_batch(
+        self,
+        audios: Sequence[np.ndarray],
+        language: str | None = None,
+        prompt: str | None = None,
+        timestamps: bool = False,
+        deadline: float | None = None,
+    ) -> list[Transcript]:
+        """Transcribe 16 kHz mono float32 arrays of any length; one Transcript per input, in order.
+
+        What the server's ``Model`` deployment calls: the backend's default ``DecodeOptions``
+        (``BackendOptions.decode``) with this request's language, prompt and timestamps.
+        """
+        opts = self.opts.decode
+        options = replace(
+            opts,
+            language=language if language is not None else opts.language,
+            prompt=prompt if prompt is not None else opts.prompt,
+            timestamps=timestamps,
+        )
+        return self.transcribe_bank(FeatureBank(audios, cache=False), options, deadline=deadline)
+
+    def transcribe_bank(
+        self,
+        bank: FeatureBank,
+        options: DecodeOptions | None = None,
+        *,
+        deadline: float | None = None,
+        progress: str | None = None,
+    ) -> list[Transcript]:
+        """Transcribe every clip of ``bank``; one Transcript per clip, in order.
+
+        Multilingual models without ``options.language`` detect it once per file, on its first
+        window. ``deadline`` (``time.monotonic()`` seconds): stop between window batches once
+        it has passed and raise DeadlineExceeded, so an abandoned hour-long upload frees the
+        replica. ``progress``: a label for a progress bar on a terminal (tqdm; silent otherwise).
+        """
+        options = options or self.opts.decode
+        lang = self.check_language(options.language)
+        check_task(options.task, multilingual=self.multilingual, model_name=self.model_name)
+        prompt_ids = self._prompt_ids(options.prompt)
+        pieces = bank.pieces(self.frames)
+        caps = [
+            token_cap(
+                p.seconds,
+                prompt_len=len(prompt_ids),
+                max_new_tokens=options.max_new_tokens,
+                positions=self.max_target_positions,
+            )
+            for p in pieces
+        ]
+        bs = self.opts.batch_size
+        file_langs: list[str | None] = [lang] * bank.n_clips
+        if self.multilingual and lang is None and pieces:
+            first: dict[int, int] = {}
+            for k, p in enumerate(pieces):
+                first.setdefault(p.clip, k)
+            firsts = list(first.values())
+            detected: list[str] = []
+            for b in range(0, len(firsts), bs):
+                detected.extend(self._detect(self._features(bank, firsts[b : b + bs])))
+            for clip, code in zip(first, detected, strict=True):
+                file_langs[clip] = code
+        generated = self._run_windows(bank, pieces, caps, file_langs, prompt_ids, options, deadline, progress)
+        return self._assemble(bank, pieces, generated, file_langs, options.timestamps)
+
+    def _run_windows(
+        self,
+        bank: FeatureBank,
+        pieces: list[Any],
+        caps: list[int],
+        file_langs: list[str | None],
+        prompt_ids: list[int],
+        options: DecodeOptions,
+        deadline: float | None,
+        progress: str | None,
+    ) -> dict[int, list[int]]:
+        """Generated ids per window: windows sharing a language batched together, shortest first."""
+        from tqdm.auto import tqdm
+
+        bs = self.opts.batch_size
+        generated: dict[int, list[int]] = {}
+        bar = tqdm(total=len(pieces), desc=progress, unit="window", disable=None if progress else True)
+        try:
+            for code in dict.fromkeys(file_langs):
+                todo = [k for k, p in enumerate(pieces) if file_langs[p.clip] == code]
+                todo.sort(key=lambda k: len(pieces[k].audio))  # similar caps and lengths per batch
+                for b in range(0, len(todo), bs):
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise DeadlineExceeded(f"stopped after {len(generated)} of {len(pieces)} windows")
+                    idx = todo[b : b + bs]
+                    feats = self._features(bank, idx)
+                    t0 = time.perf_counter()
+                    out = self._generate(feats, code, prompt_ids, options, max(caps[k] for k in idx))
+                    self.stats["model_s"] += time.perf_counter() - t0
+                    self.stats["batches"] += 1
+                    self.stats["windows"] += len(idx)
+                    for k, ids in zip(idx, out, strict=True):
+                        generated[k] = ids[: caps[k]]  # = decoding this window alone with its own cap
+                    bar.update(len(idx))
+        finally:
+            bar.close()
+        return generated
+
+    def _assemble(
+        self,
+        bank: FeatureBank,
+        pieces: list[Any],
+        generated: dict[int, list[int]],
+        file_langs: list[str | None],
+        timestamps: bool,
+    ) -> list[Transcript]:
+        per_file: list[list[Segment]] = [[] for _ in range(bank.n_clips)]
+        for k, piece in enumerate(pieces):
+            ids = generated[k]
+            start, win_s = piece.start, piece.seconds
+            if timestamps:
+                parts = tokens_to_segments(
+                    ids,
+                    timestamp_begin=self.timestamp_begin,
+                    eot=self.eot,
+                    offset=start,
+                    window_s=win_s,
+                    decode=self._decode,
+                )
+            else:
+                text_ids = [int(t) for t in ids if 0 <= int(t) < self.eot]
+                text = self._decode(text_ids)
+                parts = [(start, start + win_s, text, text_ids)] if text.strip() else []
+            for s0, e0, text, toks in parts:
+                segs = per_file[piece.clip]
+                segs.append(Segment(id=len(segs), start=s0, end=e0, text=text, tokens=toks, seek=start))
+        return [
+            Transcript(
+                text=" ".join(s.text.strip() for s in segs).strip(),
+                segments=segs,
+                language=language_name(file_langs[i]),
+                duration=len(bank.audios[i]) / SAMPLE_RATE,
+            )
+            for i, segs in enumerate(per_file)
+        ]
+
+    def warmup(self) -> None:
+        """One tiny decode so the first request does not pay for lazy initialisation."""
+        bank = FeatureBank([np.zeros(SAMPLE_RATE // 2, dtype=np.float32)], cache=False)
+        self.transcribe_bank(bank, replace(self.opts.decode, max_new_tokens=2, language=None, prompt=None))
