@@ -27,14 +27,13 @@ from whisper_tune.scoring.wer import (
     score_utterance,
 )
 
+from .comparison import compare, write_comparison
 from .pipeline import (
-    compare,
     evaluate,
     load_eval_items,
     load_for_eval,
     resolve_model_spec,
     score_texts,
-    write_comparison,
     write_evaluation,
 )
 from .report import ComparisonResult, EvalResult, UtteranceResult, format_wer_difference, relative_change_pct

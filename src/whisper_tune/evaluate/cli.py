@@ -126,9 +126,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _run_compare(args: argparse.Namespace) -> int:
     from whisper_tune.runs import RunDir
 
-    from .pipeline import compare
+    from .comparison import compare
 
     _check_inputs(args.data, args.base, args.tuned)
+    guard = _guard_for(args.guard, args.tuned)
     run = RunDir(args.run) if args.run is not None else None
     if run is not None and not run.exists():
         raise UserError(f"--run {args.run}: not a directory")
@@ -150,12 +151,35 @@ def _run_compare(args: argparse.Namespace) -> int:
         limit=args.limit,
         print_line=False,
         backend=args.backend,
+        guard=guard,
+        prompt_baseline=None if args.prompt_baseline == "none" else args.prompt_baseline,
     )
-    print(f"base  WER {c.base.wer:.4f}  ({c.base.model})")
-    print(f"tuned WER {c.tuned.wer:.4f}  ({c.tuned.model})")
+    print(f"base  WER {c.base.wer:.2%}  ({c.base.model})")
+    if c.prompt_baseline is not None:
+        print(f"base + prompt WER {c.prompt_baseline.wer:.2%}")
+    print(f"tuned WER {c.tuned.wer:.2%}  ({c.tuned.model})")
     print(c.wer_difference_line())
+    print(c.ci_line())
+    if c.guard is not None:
+        print(f"real-speech guard WER {c.guard.base.wer:.2%} -> {c.guard.tuned.wer:.2%}  ({guard})")
+    else:
+        print(c.guard_note)
     print(f"report: {out / 'report.md'}")
     return 0
+
+
+def _guard_for(value: str, tuned: str) -> str | None:
+    """``--guard``: ``auto`` = the tuned run's ``data.guard`` (built-in guard for a plain model dir)."""
+    from whisper_tune.config import load_yaml
+    from whisper_tune.runs import run_of_model_spec
+    from whisper_tune.train.guard import resolve_guard_manifest
+
+    if value == "auto":
+        run = run_of_model_spec(tuned)
+        cfg = run.join("config.yaml") if run is not None else None
+        data = load_yaml(cfg).get("data", {}) if isinstance(cfg, Path) and cfg.is_file() else {}
+        value = str(data.get("guard", "builtin")) if isinstance(data, dict) else "builtin"
+    return resolve_guard_manifest(value)
 
 
 def register(subparsers: Any) -> None:
@@ -183,6 +207,18 @@ def register(subparsers: Any) -> None:
         "--run",
         default=None,
         help="training run dir or URI for the curves (default: --tuned if it is one)",
+    )
+    c.add_argument(
+        "--guard",
+        default="auto",
+        help="real-speech guard manifest scored with both models; 'builtin', 'none', or 'auto' "
+        "(default: the tuned run's data.guard, else builtin)",
+    )
+    c.add_argument(
+        "--prompt-baseline",
+        default="terms",
+        help="initial prompt for a third column, the base model prompted: 'terms' (default: the domain "
+        "terms, comma-separated), any text, or 'none'",
     )
     _common(c)
     c.set_defaults(func=_run_compare)

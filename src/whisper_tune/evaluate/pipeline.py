@@ -20,7 +20,6 @@ A model spec is anything ``load_model`` accepts, or a training run directory (th
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -42,19 +41,17 @@ from whisper_tune.inference import (
 )
 from whisper_tune.scoring.wer import domain_term_recall, load_terms, resolve_normalizer, score_utterance
 
-from .markdown import render_comparison, render_evaluation
-from .plots import plot_training_curves, plot_wer_by_group, read_training_curves
-from .report import ComparisonResult, EvalResult, UtteranceResult, resolve_group_fields
+from .markdown import render_evaluation
+from .plots import plot_wer_by_group
+from .report import EvalResult, UtteranceResult, resolve_group_fields
 
 __all__ = [
     "EvalItem",
-    "compare",
     "evaluate",
     "load_eval_items",
     "load_for_eval",
     "resolve_model_spec",
     "score_texts",
-    "write_comparison",
     "write_evaluation",
 ]
 
@@ -230,6 +227,7 @@ def _run_model(
     language: str | None = None,
     backend: str = "hf",
     precision: str = "auto",
+    prompt: str | None = None,
 ) -> EvalResult:
     dev = resolve_device(device, backend)
     opts = BackendOptions(device=dev, dtype=precision, compute_type=precision, batch_size=batch_size)
@@ -239,6 +237,7 @@ def _run_model(
         language=lang if model.multilingual else None,  # English-only models ignore it
         beams=num_beams,
         max_new_tokens=max_new_tokens,
+        prompt=prompt,
     )
     t0 = time.perf_counter()
     hyps = [
@@ -247,6 +246,8 @@ def _run_model(
     ]
     seconds = time.perf_counter() - t0
     label = spec if backend == "hf" else f"{spec} [{backend} {model.precision}]"
+    if prompt:
+        label += " + prompt"
     del model
     result = score_texts(
         label,
@@ -261,6 +262,8 @@ def _run_model(
         device=dev,
         batch_size=batch_size,
     )
+    result.prompt = prompt
+    result.backend = backend
     log.info(
         "%s: WER %.4f over %d utterances, transcribed in %.1f s",
         label,
@@ -318,64 +321,6 @@ def evaluate(
     return result
 
 
-def compare(
-    base_spec: str,
-    tuned_spec: str,
-    data: str | Path | Sequence[Any],
-    out_dir: str | Path,
-    *,
-    domain_terms: str | Path | None = None,
-    train_log: str | Path | None = None,
-    group_by: Sequence[str] | None = None,
-    batch_size: int = 8,
-    device: str = "auto",
-    normalizer: str = "whisper_en",
-    num_beams: int = 1,
-    max_new_tokens: int | None = None,
-    language: str | None = None,
-    limit: int | None = None,
-    worst_n: int = 10,
-    print_line: bool = True,
-    backend: str = "hf",
-    precision: str = "auto",
-) -> ComparisonResult:
-    """Base vs tuned over the same audio; writes report.md, report.json, PNGs, base/ and tuned/.
-
-    Both models run on ``backend`` in ``precision`` (see ``evaluate``).
-
-    Prints the seed's ``WER difference: -x.xxx %`` line (``print_line``). ``train_log``
-    defaults to the tuned spec when that is a run directory.
-    """
-    resolve_normalizer(normalizer)
-    items, skipped = load_eval_items(data, limit=limit)
-    fields = resolve_group_fields([it.meta for it in items], group_by)
-    terms = _find_terms(data, domain_terms)
-    bank = FeatureBank([it.audio for it in items])
-    common: dict[str, Any] = dict(
-        data_name=str(data) if isinstance(data, str | Path) else "<samples>",
-        normalizer=normalizer,
-        group_fields=fields,
-        terms=terms,
-        skipped=skipped,
-        batch_size=batch_size,
-        device=device,
-        num_beams=num_beams,
-        max_new_tokens=max_new_tokens,
-        language=language,
-        backend=backend,
-        precision=precision,
-    )
-    base = _run_model(base_spec, items, bank, **common)
-    tuned = _run_model(tuned_spec, items, bank, **common)
-    run_dir = str(train_log) if train_log is not None else _run_dir_of(tuned_spec)
-    cmp = write_comparison(
-        ComparisonResult(base=base, tuned=tuned, run_dir=run_dir), out_dir, worst_n=worst_n
-    )
-    if print_line:
-        print(cmp.wer_difference_line(), flush=True)
-    return cmp
-
-
 def write_evaluation(result: EvalResult, out_dir: str | Path) -> dict[str, Path]:
     """predictions.jsonl, metrics.json, wer_by_group.png and report.md for one model."""
     out = Path(out_dir)
@@ -385,53 +330,3 @@ def write_evaluation(result: EvalResult, out_dir: str | Path) -> dict[str, Path]
     md.write_text(render_evaluation(result, {"WER by group": plot}, out) + "\n", encoding="utf-8")
     files.update(wer_by_group=plot, report_md=md)
     return files
-
-
-def write_comparison(cmp: ComparisonResult, out_dir: str | Path, *, worst_n: int = 10) -> ComparisonResult:
-    """report.md, report.json, wer_by_group.png, training_curves.png (with a run dir), base/, tuned/."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    base, tuned, run_dir = cmp.base, cmp.tuned, cmp.run_dir
-    cmp.out_dir = out
-    files: dict[str, Path] = {}
-    for name, res in (("base", base), ("tuned", tuned)):
-        for k, p in res.write(out / name).items():
-            files[f"{name}_{k}"] = p
-    gt = {
-        k: {v: {"base": g["base_wer"], "tuned": g["tuned_wer"]} for v, g in vals.items()}
-        for k, vals in cmp.group_table().items()
-    }
-    plots = {
-        "WER by group": plot_wer_by_group(
-            gt,
-            out / "wer_by_group.png",
-            overall={"base": base.wer, "tuned": tuned.wer},
-            series=("base", "tuned"),
-            labels=("base", "tuned"),
-        )
-    }
-    note = ""
-    if run_dir is not None:
-        curves = read_training_curves(run_dir)
-        curve_png = (
-            plot_training_curves(curves, out / "training_curves.png", base_wer=base.wer) if curves else None
-        )
-        if curve_png is not None:
-            plots["Training curves"] = curve_png
-            note = (
-                f"Training curves from `{run_dir}`; `eval_wer` is on the training run's validation split, "
-                "the dashed line is the base model on this test set."
-            )
-        else:
-            note = (
-                f"No training curves found under `{run_dir}` (no trainer_state.json or TensorBoard events)."
-            )
-    files.update({k.lower().replace(" ", "_"): v for k, v in plots.items()})
-    md, js = out / "report.md", out / "report.json"
-    files["report_md"], files["report_json"] = md, js
-    cmp.files = files
-    md.write_text(render_comparison(cmp, plots, out, note, worst_n) + "\n", encoding="utf-8")
-    js.write_text(
-        json.dumps(cmp.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
-    )
-    return cmp
