@@ -27,9 +27,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
-# Debian packages: espeak-ng (speech synthesis), chromium + driver (browser test),
-# ffmpeg-free decoding comes from soundfile. Degrades with a clear message without apt/root.
-$(SYSSTAMP): | $(BIN)/python
+# Debian packages: espeak-ng (speech synthesis), chromium + driver (browser test), the real-speech
+# guard's recordings; ffmpeg-free decoding comes from soundfile. Degrades with a clear message
+# without apt/root. Re-runs when the script's package list changes.
+$(SYSSTAMP): scripts/system-deps.sh | $(BIN)/python
 	@PYTHON=$(PY) bash scripts/system-deps.sh
 	@touch $(SYSSTAMP)
 

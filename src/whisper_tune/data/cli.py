@@ -1,4 +1,4 @@
-"""``whisper-tune data ...``: check manifests (and, from the synth area, make a corpus).
+"""``whisper-tune data ...``: check manifests, build the real-speech guard (synth area: make a corpus).
 
 Why: before spending GPU hours a user should see, in seconds, how much of their data is
 usable and exactly which rows are not and why. ``data check`` runs the very checks
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,40 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.usable > 0 else 1
 
 
+def _cmd_guard(args: argparse.Namespace) -> int:
+    from whisper_tune.data.guard import build_guard
+
+    manifest = build_guard(args.out, args.max_clips, lenient=args.lenient)
+    sheet = json.loads((manifest.parent / "datasheet.json").read_text(encoding="utf-8"))
+    print(
+        f"real-speech guard: {sheet['clips']} clips, {sheet['seconds']:.1f} s, {len(sheet['speakers'])} speakers, "
+        f"{len(sheet['sources'])} sources -> {manifest} (datasheet: {manifest.parent / 'datasheet.md'})"
+    )
+    for d in sheet["dropped"]:
+        print(f"left out {d['id']}: {d['message']}")
+    return 0
+
+
+def _add_guard_parser(sub: Any) -> None:
+    g = sub.add_parser(
+        "guard",
+        help="build the real-speech guard set from installed Debian packages",
+        description=(
+            "Builds the real-speech guard set (real human recordings with checked transcripts, from "
+            "Debian packages that `make` installs) into --out: audio/*.wav at 16 kHz, manifest.jsonl "
+            "and datasheet.md/json (sources, licences, counts, speakers, how transcripts were verified)."
+        ),
+    )
+    g.add_argument("--out", required=True, help="output folder (new, empty, or an earlier guard build)")
+    g.add_argument(
+        "--max-clips", type=int, default=None, help="keep N clips, a fixed stratified subset (default: all)"
+    )
+    g.add_argument(
+        "--lenient", action="store_true", help="leave out clips whose package is missing or changed (listed)"
+    )
+    g.set_defaults(func=_cmd_guard)
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("data", help="check data sets; make a synthetic corpus")
     sub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
@@ -93,6 +128,7 @@ def register(subparsers: Any) -> None:
     c.add_argument("--feature-cache", default=None, help="also extract features into this cache folder")
     c.add_argument("--num-workers", type=int, default=1, help="processes for decoding/extraction")
     c.set_defaults(func=_cmd_check)
+    _add_guard_parser(sub)
 
     try:
         synth_cli = importlib.import_module("whisper_tune.data.synth.cli")
