@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from whisper_tune.errors import ModelNotFoundError, UserError
+from whisper_tune.models.processor import build_processor_from_tokenizer
 
 from .backend import Backend
 from .device import resolve_device, resolve_precision
@@ -54,8 +55,6 @@ class CT2Backend(Backend):
     ) -> None:
         import ctranslate2
 
-        from whisper_tune.models.random_init import make_processor
-
         opts = opts or BackendOptions()
         path = Path(ct2_dir)
         tok_file = path / "tokenizer.json"
@@ -76,7 +75,7 @@ class CT2Backend(Backend):
         )
         if kind == "cuda":
             _probe_ct2_cuda(self.model, compute_type)
-        processor = make_processor(tok_file, n_mels=int(self.model.n_mels))
+        processor = build_processor_from_tokenizer(tok_file, n_mels=int(self.model.n_mels))
         super().__init__(processor.tokenizer, processor.feature_extractor, model_name or str(path), opts)
 
     def _model_is_multilingual(self) -> bool:

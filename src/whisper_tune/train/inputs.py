@@ -12,11 +12,13 @@ from typing import Any
 
 import torch
 
+from whisper_tune.errors import DataError
 from whisper_tune.train import _deps
 from whisper_tune.train.config import JobConfig
 from whisper_tune.train.fastpath import FULL_FRAMES, choose_encoder_frames
+from whisper_tune.train.guard import resolve_guard_manifest
 
-__all__ = ["context_frames", "item_ids", "item_lengths", "limit", "load_data"]
+__all__ = ["context_frames", "item_ids", "item_lengths", "limit", "load_data", "load_guard"]
 
 
 def load_data(job: JobConfig, processor: Any, feature_cache: str | None) -> tuple[Any, Any]:
@@ -41,9 +43,33 @@ def load_data(job: JobConfig, processor: Any, feature_cache: str | None) -> tupl
                 feature_cache=feature_cache,
                 num_workers=d.num_workers,
                 load_kwargs=load_kwargs or None,
+                # timestamped labels only for training; eval stays <|notimestamps|> like the guard
+                timestamp_share=d.timestamp_share if path == d.train else 0.0,
             )
         )
     return out[0], out[1]
+
+
+def load_guard(job: JobConfig, processor: Any, feature_cache: str | None) -> Any | None:
+    """PreparedData of the real-speech guard (``data.guard``), or None for ``data.guard: none``.
+
+    Raises DataError naming the guard when it is missing or has no usable clip: a run goes on
+    without a guard only when asked to.
+    """
+    manifest = resolve_guard_manifest(job.data.guard, job.data.max_guard_samples)
+    if manifest is None:
+        return None
+    try:
+        return _deps.prepare_dataset(
+            manifest,
+            processor,
+            max_label_tokens=job.data.max_label_tokens,
+            long_audio="reject",
+            max_duration_s=job.train.max_clip_seconds(),
+            feature_cache=feature_cache,
+        )
+    except DataError as exc:
+        raise DataError(f"data.guard: {manifest}: {exc}") from exc
 
 
 def context_frames(job: JobConfig, train_data: Any, eval_data: Any) -> int:

@@ -25,9 +25,11 @@ from typing import Any
 
 from whisper_tune import storage
 from whisper_tune.config import dump_yaml, load_yaml, to_dict
+from whisper_tune.models import export_ct2
 from whisper_tune.net import free_loopback_port
-from whisper_tune.runs import Checkpoint, RunDir, best_of, export_best, pull_run, push_run
+from whisper_tune.runs import SELECT_SCORE, Checkpoint, RunDir, best_of, export_best, pull_run, push_run
 from whisper_tune.train.config import JobConfig, check_placement
+from whisper_tune.train.finalize import finalize_export
 
 __all__ = ["TrainOutcome", "launch", "prepare_run_dir"]
 
@@ -56,6 +58,7 @@ class TrainOutcome:
     metrics: dict[str, Any] = field(default_factory=dict)  # reported with the best checkpoint
     best_dir: Path | None = None
     wall_s: float = 0.0
+    selection: dict[str, Any] | None = None  # how best/ was chosen (train/finalize.py)
 
     @property
     def best_eval_wer(self) -> float | None:
@@ -138,15 +141,24 @@ def _init_ray(cfg: JobConfig) -> tuple[bool, dict[str, float]]:
 def _prepare_data(cfg: JobConfig, run_dir: Path) -> None:
     """Feature-extract train+eval once into the run's cache and write the data reports."""
     from whisper_tune.train import _deps
-    from whisper_tune.train.train_func import load_data
+    from whisper_tune.train.inputs import load_data, load_guard
 
     processor = _deps.load_processor(cfg.model.name)
     if cfg.model.language:
         processor.tokenizer.set_prefix_tokens(language=cfg.model.language, task=cfg.model.task)
-    train, evaluation = load_data(cfg, processor, cfg.data.feature_cache or str(run_dir / "features"))
+    cache = cfg.data.feature_cache or str(run_dir / "features")
+    train, evaluation = load_data(cfg, processor, cache)
     train.report.write(run_dir)
     evaluation.report.write(run_dir / "eval_data_report")
-    log.info("data: %d train / %d eval utterances usable", train.report.usable, evaluation.report.usable)
+    guard = load_guard(cfg, processor, cache)  # builds the built-in guard once, before the workers
+    if guard is not None:
+        guard.report.write(run_dir / "guard_data_report")
+    log.info(
+        "data: %d train / %d eval / %s guard utterances usable",
+        train.report.usable,
+        evaluation.report.usable,
+        guard.report.usable if guard is not None else "no",
+    )
 
 
 def launch(
@@ -215,20 +227,28 @@ def launch(
             import ray
 
             ray.shutdown()
+    selection = None
     if cfg.run.export_best and outcome.best_checkpoint is not None:
         outcome.best_dir = export_best(
-            run_dir,
-            checkpoint=outcome.best_checkpoint,
-            ct2=cfg.run.ct2,
-            quantization=cfg.run.ct2_quantization,
-            base_model=cfg.model.name,
+            run_dir, checkpoint=outcome.best_checkpoint, ct2=False, base_model=cfg.model.name
         )
+        # the guard bound, and the WiSE-FT mix when no checkpoint met it (before the CT2 copy)
+        selection = finalize_export(cfg, run_dir, outcome.best_dir, outcome.metrics)
+        outcome.selection = selection.to_dict()
+        if cfg.run.ct2:
+            export_ct2(
+                str(outcome.best_dir), str(outcome.best_dir / "ct2"), quantization=cfg.run.ct2_quantization
+            )
     outcome.wall_s = time.perf_counter() - t0
     run.write_status(
         "finished",
         global_step=outcome.global_step,
         best_checkpoint=str(outcome.best_checkpoint) if outcome.best_checkpoint else None,
-        best_eval_wer=outcome.best_eval_wer,
+        best_eval_wer=selection.eval_wer if selection else outcome.best_eval_wer,
+        best_guard_wer=selection.guard_wer if selection else outcome.metrics.get("guard_wer"),
+        base_guard_wer=selection.base_guard_wer if selection else outcome.metrics.get("base_guard_wer"),
+        interpolation_alpha=selection.alpha if selection else None,
+        selection_warning=selection.warning if selection else None,
         wall_s=round(outcome.wall_s, 1),
     )
     _push_remote(cfg, run_dir)
@@ -267,7 +287,8 @@ def _fit_ray(
             ),
             checkpoint_config=CheckpointConfig(
                 num_to_keep=cfg.run.num_to_keep,
-                checkpoint_score_attribute="eval_wer",
+                # eval_wer, +1 when the real-speech guard regressed (train/guard.py)
+                checkpoint_score_attribute=SELECT_SCORE,
                 checkpoint_score_order="min",
             ),
             failure_config=FailureConfig(max_failures=cfg.run.max_failures),

@@ -42,6 +42,7 @@ from whisper_tune.train.callbacks import (
 )
 from whisper_tune.train.config import JobConfig
 from whisper_tune.train.deepspeed import load_deepspeed_config
+from whisper_tune.train.distill import ReferenceModel
 from whisper_tune.train.encoder_cache import (
     CachedEncoderCollator,
     CachedEncoderDataset,
@@ -145,6 +146,8 @@ class Datasets:
     train: Any  # torch Dataset
     eval: Any
     lengths: list[float] | None  # audio frames per train item (train.group_by_length), else None
+    guard_data: Any = None  # PreparedData of the real-speech guard (None: data.guard none)
+    guard: Any = None
 
 
 @dataclass
@@ -170,6 +173,8 @@ class Prepared:
     eval: Any
     collator: Any
     lengths: list[float] | None
+    guard: Any = None  # the guard dataset, scored with every evaluation
+    reference: Any = None  # distill.ReferenceModel of the starting weights (train.kl_to_base > 0)
 
 
 # --------------------------------------------------------------------------- steps
@@ -230,7 +235,9 @@ def load_datasets(worker: Worker, model: ModelState) -> Datasets:
     evaluation = inputs.limit(eval_data.dataset, job.data.max_eval_samples)
     # Audio lengths for length-grouped batches, read before any wrapping (encoder cache).
     lengths = inputs.item_lengths(train) if job.train.group_by_length else None
-    return Datasets(train_data, eval_data, train, evaluation, lengths)
+    guard_data = inputs.load_guard(job, model.processor, feature_cache)
+    guard = guard_data.dataset if guard_data is not None else None
+    return Datasets(train_data, eval_data, train, evaluation, lengths, guard_data, guard)
 
 
 def expected_steps(job: JobConfig, n_train: int, world_size: int) -> int:
@@ -277,15 +284,18 @@ def apply_plan(worker: Worker, model: ModelState, data: Datasets, train_plan: Tr
     if train_plan.n_frames != fastpath.encoder_frames(m):
         fastpath.shorten_encoder_context(m, train_plan.n_frames)
         log.info("encoder context: %d mel frames (%.2f s)", train_plan.n_frames, train_plan.n_frames / 100)
+    # the KL term's teacher: the starting weights, before a strategy wraps or freezes them
+    reference = ReferenceModel(m) if worker.job.train.kl_to_base > 0 else None
     m, _strategy = apply_strategy(m, worker.job.train)
     collator: Any = _deps.WhisperCollator(
         model.processor, model.decoder_start_id, n_frames=train_plan.n_frames
     )
-    train, evaluation = data.train, data.eval
+    train, evaluation, guard = data.train, data.eval, data.guard
     if train_plan.encoder_cache is not None:
         t = worker.job.train
         m.to(worker.device)
-        for name, ds in (("train", train), ("eval", evaluation)):
+        sets = [("train", train), ("eval", evaluation)] + ([("guard", guard)] if guard is not None else [])
+        for name, ds in sets:
             build_encoder_cache(
                 m,
                 ds,
@@ -298,12 +308,16 @@ def apply_plan(worker: Worker, model: ModelState, data: Datasets, train_plan: Tr
             )
         train = CachedEncoderDataset(train, train_plan.encoder_cache / "train")
         evaluation = CachedEncoderDataset(evaluation, train_plan.encoder_cache / "eval")
+        if guard is not None:
+            guard = CachedEncoderDataset(guard, train_plan.encoder_cache / "guard")
         collator = CachedEncoderCollator(collator, model.decoder_start_id)
     fastpath.apply_fast_path(m, train_plan.fast_path)
     log.info("fast path: %s", train_plan.fast_path.to_dict())
     if worker.info.rank == 0:
         run_files.write_json(worker.cfg.run_dir, run_files.FAST_PATH_FILE, train_plan.to_dict())
-    return Prepared(m, train, evaluation, collator, data.lengths)
+    if reference is not None:
+        reference.model.to(worker.device)
+    return Prepared(m, train, evaluation, collator, data.lengths, guard, reference)
 
 
 def trainer_arguments(worker: Worker, train_plan: TrainPlan) -> Seq2SeqTrainingArguments:
@@ -357,6 +371,11 @@ def build_trainer(
         processing_class=model.processor,
         callbacks=installed,
     )
+    trainer.guard_dataset = ready.guard
+    trainer.guard_tolerance = worker.job.run.guard_tolerance
+    if ready.reference is not None:
+        trainer.reference = ready.reference
+        trainer.kl_weight = worker.job.train.kl_to_base
     if ready.lengths is not None:
         t = worker.job.train
         trainer.length_sampler = LengthBucketSampler(ready.lengths, t.per_device_batch_size, seed=t.seed)

@@ -16,15 +16,53 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from whisper_tune.train.config import JobConfig
 from whisper_tune.train.fastpath import FastPathPlan, training_args_overrides, uncompiled
+from whisper_tune.train.guard import GUARD_PREFIX, guard_fields
 
 __all__ = ["WhisperTrainer", "training_arguments"]
 
 
 class WhisperTrainer(Seq2SeqTrainer):
     """Seq2SeqTrainer that can generate from cached encoder outputs during evaluation, groups
-    batches by audio length (``length_sampler``) and generates eagerly from a compiled model."""
+    batches by audio length (``length_sampler``), generates eagerly from a compiled model,
+    scores the real-speech guard beside eval (``guard_dataset``; ``train/guard.py``) and adds
+    a KL term to the frozen base model (``reference``, ``kl_weight``; ``train/distill.py``)."""
 
     length_sampler: Any = None  # a LengthBucketSampler, or None for the Trainer's shuffling
+    guard_dataset: Any = None  # evaluated with every evaluation as metrics guard_*
+    guard_tolerance: float = 0.0  # run.guard_tolerance
+    reference: Any = None  # distill.ReferenceModel, or None
+    kl_weight: float = 0.0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[no-untyped-def,override]
+        if self.reference is None or not model.training:
+            return super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
+        loss, outputs = super().compute_loss(
+            model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
+        )
+        loss = loss + self.kl_weight * self.reference.kl(outputs.logits, inputs)
+        return (loss, outputs) if return_outputs else loss
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval", **gen_kwargs):  # type: ignore[no-untyped-def,override]
+        metrics = super().evaluate(
+            eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix, **gen_kwargs
+        )
+        if eval_dataset is not None or metric_key_prefix != "eval":
+            return metrics
+        if self.guard_dataset is not None:
+            metrics.update(
+                super().evaluate(
+                    self.guard_dataset, ignore_keys=ignore_keys, metric_key_prefix=GUARD_PREFIX, **gen_kwargs
+                )
+            )
+        extra = guard_fields(
+            self.state.log_history, {**metrics, "step": self.state.global_step}, self.guard_tolerance
+        )
+        if extra:
+            self.log(extra)  # TensorBoard, and log_history (what the checkpoint callbacks report)
+            metrics.update(extra)
+        return metrics
 
     # *args: the signature differs between transformers versions (4.x: none, 5.x: the dataset).
     def _get_train_sampler(self, *args, **kwargs):  # type: ignore[no-untyped-def,override]
@@ -77,7 +115,8 @@ def training_arguments(
         deepspeed=deepspeed,
         eval_strategy="steps",
         eval_steps=t.eval_steps,
-        eval_on_start=t.eval_on_start,
+        # the step-0 evaluation gives the base model's guard WER, which the guard bound needs
+        eval_on_start=t.eval_on_start or job.data.guard.strip().lower() != "none",
         save_strategy="steps",
         save_steps=t.save_steps,
         save_total_limit=1,

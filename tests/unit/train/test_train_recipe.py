@@ -57,7 +57,8 @@ def _keep_threads() -> Iterator[None]:
 def _config(model_dir: Path, corpus: dict[str, Path], run_dir: Path, **train: Any) -> dict[str, Any]:
     job = {
         "model": {"name": str(model_dir)},
-        "data": {"train": str(corpus["train"]), "eval": str(corpus["eval"])},
+        # the eval clips stand in for the real-speech guard: the guard path runs, fast
+        "data": {"train": str(corpus["train"]), "eval": str(corpus["eval"]), "guard": str(corpus["eval"])},
         "train": {
             "learning_rate": 1e-3,
             "per_device_batch_size": 2,
@@ -154,6 +155,36 @@ def test_model_data_plan_apply(tmp_path: Path, tiny_model_dir: Path, corpus: dic
     assert batch["input_features"].shape[-1] == 192
 
 
+def test_kl_to_base_trains_against_a_frozen_copy_of_the_start(
+    tmp_path: Path, tiny_model_dir: Path, corpus: dict[str, Path]
+) -> None:
+    worker = _worker(_config(tiny_model_dir, corpus, tmp_path / "run", kl_to_base=0.5, strategy="decoder"))
+    model = recipe.build_model(worker)
+    data = recipe.load_datasets(worker, model)
+    train_plan = recipe.plan(worker, data)
+    ready = recipe.apply_plan(worker, model, data, train_plan)
+    assert ready.reference is not None and ready.guard is not None
+    assert all(not p.requires_grad for p in ready.reference.model.parameters())
+    trainer = recipe.build_trainer(
+        worker, model, ready, recipe.trainer_arguments(worker, train_plan), recipe.callbacks(worker)
+    )
+    assert trainer.reference is ready.reference and trainer.kl_weight == 0.5
+    batch = ready.collator([ready.train[0], ready.train[1]])
+    ready.model.train()
+    with_kl = trainer.compute_loss(ready.model, dict(batch))
+    trainer.reference = None
+    plain = trainer.compute_loss(ready.model, dict(batch))
+    assert float(with_kl) == pytest.approx(float(plain), abs=1e-5)  # at the start the two models agree
+    with torch.no_grad():
+        for p in ready.model.model.decoder.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    trainer.reference = ready.reference
+    drifted_kl = float(trainer.compute_loss(ready.model, dict(batch)))
+    trainer.reference = None
+    drifted_plain = float(trainer.compute_loss(ready.model, dict(batch)))
+    assert drifted_kl > drifted_plain + 1e-4  # the KL term now pulls towards the start
+
+
 def test_eager_attention_is_the_jobs_choice(
     tmp_path: Path, tiny_model_dir: Path, corpus: dict[str, Path]
 ) -> None:
@@ -246,6 +277,14 @@ def test_run_without_ray_leaves_the_run_files(
     assert sorted(p.name for p in run.glob("checkpoint_*")) == ["checkpoint_000002", "checkpoint_000004"]
     metrics = json.loads((run / "checkpoint_000004" / "metrics.json").read_text())
     assert metrics["step"] == 4 and "eval_wer" in metrics and "epoch" in metrics
+    # the guard: scored at step 0 (the base) and with every evaluation; the bound and the score Ray keeps by
+    assert {"guard_wer", "guard_loss", "base_guard_wer", "guard_limit", "guard_ok", "select_score"} <= set(
+        metrics
+    )
+    assert metrics["guard_limit"] == metrics["base_guard_wer"]  # run.guard_tolerance 0
+    assert metrics["select_score"] == metrics["eval_wer"] + (0.0 if metrics["guard_ok"] else 1.0)
+    state = json.loads((run / "checkpoint_000004" / "checkpoint" / "trainer_state.json").read_text())
+    assert any(e.get("step") == 0 and "guard_wer" in e for e in state["log_history"])
     assert (run / "checkpoint_000004" / "checkpoint" / "trainer_state.json").is_file()
     plan = json.loads((run / "fast_path.json").read_text(encoding="utf-8"))
     assert plan["device"] == "cpu" and plan["n_frames"] == 3000 and plan["group_by_length"] is False

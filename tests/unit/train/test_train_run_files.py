@@ -11,7 +11,10 @@ from whisper_tune.train import run_files
 
 
 def test_names_follow_the_runs_layout(tmp_path: Path) -> None:
-    assert run_files.METRICS_FILE == runs.METRICS_FILE and run_files.HF_CHECKPOINT == runs.HF_CHECKPOINT
+    assert (
+        run_files.METRICS_FILE == runs.RunDir.METRICS_FILE
+        and run_files.HF_CHECKPOINT == runs.RunDir.HF_CHECKPOINT
+    )
     assert run_files.checkpoint_dir_name(42) == "checkpoint_000042"
     assert run_files.checkpoint_dir(tmp_path, 7) == tmp_path / "checkpoint_000007"
     assert run_files.is_remote("s3://bucket/runs/r") and not run_files.is_remote(tmp_path)
