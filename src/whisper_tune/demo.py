@@ -48,6 +48,9 @@ class DemoConfig:
     holdout_templates: float = 0.2  # share of sentence templates kept out of train (phrasing held out too)
     strategy: Literal["full", "decoder", "lora"] = "decoder"
     cache_encoder_outputs: bool = True
+    guard: str = "builtin"  # the real-speech guard (data.guard): scored every evaluation, bounds the export
+    timestamp_share: float = 0.3  # training clips with timestamped labels: keeps long-form decoding
+    kl_to_base: float = 0.0  # KL(base || tuned) weight (train.kl_to_base)
     ct2_export: bool = True
     extra_overrides: list[str] = field(default_factory=list)
 
@@ -68,6 +71,10 @@ class DemoResult:
     base_wer: float | None
     tuned_wer: float | None
     timings_s: dict[str, float]
+    ci_line: str = ""
+    prompt_wer: float | None = None
+    guard_wer: tuple[float, float] | None = None  # base, tuned on the real-speech guard
+    selection: dict[str, Any] | None = None
 
 
 def _steps_per_epoch(train_clips: int, workers: int, batch: int) -> int:
@@ -84,6 +91,8 @@ def job_config_dict(cfg: DemoConfig, corpus: Path, train_clips: int, use_gpu: bo
             "train": str(corpus / "train.jsonl"),
             "eval": str(corpus / "validation.jsonl"),
             "max_eval_samples": cfg.eval_clips,
+            "guard": cfg.guard,
+            "timestamp_share": cfg.timestamp_share,
         },
         "train": {
             "strategy": cfg.strategy,
@@ -100,6 +109,7 @@ def job_config_dict(cfg: DemoConfig, corpus: Path, train_clips: int, use_gpu: bo
             "precision": "auto",
             "generation_max_length": 128,
             "weight_decay": 0.01,
+            "kl_to_base": cfg.kl_to_base,
         },
         "scaling": {"num_workers": cfg.workers, "use_gpu": use_gpu},
         "run": {
@@ -143,6 +153,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     from whisper_tune.evaluate import compare
     from whisper_tune.models import ensure_hf_dir
     from whisper_tune.train.config import JobConfig
+    from whisper_tune.train.guard import resolve_guard_manifest
     from whisper_tune.train.launch import launch
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -207,12 +218,19 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
         report_dir,
         domain_terms=corpus / "domain_terms.txt",
         train_log=outcome.run_dir,
+        guard=resolve_guard_manifest(cfg.guard),
+        prompt_baseline="terms",
     )
     timings["evaluation"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_all
-    base_wer = getattr(getattr(result, "base", None), "wer", None)
-    tuned_wer = getattr(getattr(result, "tuned", None), "wer", None)
-    res = DemoResult(out, corpus, outcome.run_dir, best, report_dir, base_wer, tuned_wer, timings)
+    res = DemoResult(
+        out, corpus, outcome.run_dir, best, report_dir, result.base.wer, result.tuned.wer, timings
+    )
+    res.ci_line = result.ci_line()
+    res.prompt_wer = result.prompt_baseline.wer if result.prompt_baseline is not None else None
+    if result.guard is not None:
+        res.guard_wer = (result.guard.base.wer, result.guard.tuned.wer)
+    res.selection = outcome.selection
     (out / "demo_result.json").write_text(
         json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in asdict(res).items()}, indent=2),
         encoding="utf-8",
@@ -234,11 +252,21 @@ def _cmd(args: argparse.Namespace) -> int:
     print("whisper-tune demo finished")
     if res.base_wer is not None and res.tuned_wer is not None:
         print(f"  test WER  base {res.base_wer:.2%}  ->  tuned {res.tuned_wer:.2%}")
+        print(f"            {res.ci_line}")
+    if res.prompt_wer is not None:
+        print(f"  prompt    base prompted with the domain terms: {res.prompt_wer:.2%}")
+    if res.guard_wer is not None:
+        print(f"  real speech (guard)  base {res.guard_wer[0]:.2%}  ->  tuned {res.guard_wer[1]:.2%}")
+    if res.selection:
+        alpha = res.selection.get("alpha", 1.0)
+        print(f"  export    {res.selection.get('rule')}" + (f" (alpha {alpha:g})" if alpha != 1.0 else ""))
+        if res.selection.get("warning"):
+            print(f"  WARNING   {res.selection['warning']}")
     print(f"  corpus    {res.corpus_dir}  (datasheet.md)")
     print(f"  run       {res.run_dir}  (tensorboard --logdir {res.run_dir})")
     print(f"  best      {res.best_dir}")
     print(f"  report    {res.report_dir / 'report.md'}")
-    print("  timings   " + ", ".join(f"{k} {v:.0f}s" for k, v in res.timings_s.items()))
+    print("  timings   " + ", ".join(f"{k} {v:.0f} s" for k, v in res.timings_s.items()))
     return 0
 
 
