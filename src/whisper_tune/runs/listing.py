@@ -37,6 +37,13 @@ class RunInfo:
     best_eval_wer: float | None
     best_checkpoint: Path | str | None
     checkpoints: int
+    best_guard_wer: float | None = None  # real-speech guard WER of the best checkpoint
+    base_guard_wer: float | None = None  # ... of the base model (step 0)
+    guard_ok: bool | None = None  # the best checkpoint met the guard bound
+
+
+def _num(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _under(root: str | os.PathLike[str], name: str) -> RunDir:
@@ -65,6 +72,9 @@ def list_runs(root: str | os.PathLike[str]) -> list[RunInfo]:
             best_eval_wer=best.eval_wer if best else None,
             best_checkpoint=best.path if best else None,
             checkpoints=len(ckpts),
+            best_guard_wer=_num(best.metrics.get("guard_wer")) if best else None,
+            base_guard_wer=_num(best.metrics.get("base_guard_wer")) if best else None,
+            guard_ok=best.guard_ok if best else None,
         )
         found.append((run.mtime_ns(), info))
     return [info for _, info in sorted(found, key=lambda t: t[0], reverse=True)]

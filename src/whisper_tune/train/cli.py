@@ -45,7 +45,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"run:              {outcome.run_dir}{' (resumed)' if outcome.resumed else ''}")
     print(f"steps:            {outcome.global_step}")
     print(f"best checkpoint:  {outcome.best_checkpoint}")
-    print(f"best eval WER:    {'n/a' if wer is None else f'{wer:.4f}'}")
+    print(f"best eval WER:    {'n/a' if wer is None else f'{wer:.2%}'}")
+    sel = outcome.selection or {}
+    if sel.get("guard_wer") is not None and sel.get("base_guard_wer") is not None:
+        print(f"real-speech guard: {sel['base_guard_wer']:.2%} (base) -> {sel['guard_wer']:.2%} (exported)")
+    if sel.get("alpha", 1.0) != 1.0:
+        print(f"export:           WiSE-FT mix with the base, alpha {sel['alpha']:g}")
+    if sel.get("warning"):
+        print(f"WARNING:          {sel['warning']}", file=sys.stderr)
     if outcome.best_dir is not None:
         print(f"best model:       {outcome.best_dir}")
     print(f"wall time:        {outcome.wall_s:.1f} s")
@@ -66,6 +73,9 @@ def _cmd_runs(args: argparse.Namespace) -> int:
                 "name": r.name,
                 "status": r.status,
                 "best_eval_wer": r.best_eval_wer,
+                "best_guard_wer": r.best_guard_wer,
+                "base_guard_wer": r.base_guard_wer,
+                "guard_ok": r.guard_ok,
                 "steps": r.steps,
                 "checkpoints": r.checkpoints,
                 "path": str(r.path),
@@ -77,10 +87,16 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no runs under {args.storage}")
         return 0
-    table = [["NAME", "STATUS", "BEST EVAL WER", "STEPS", "WHERE"]]
+    table = [["NAME", "STATUS", "BEST EVAL WER", "GUARD WER (BASE)", "STEPS", "WHERE"]]
     for r in runs:
         wer = "-" if r.best_eval_wer is None else f"{r.best_eval_wer:.4f}"
-        table.append([r.name, r.status, wer, str(r.steps), str(r.path)])
+        guard = "-"
+        if r.best_guard_wer is not None:
+            guard = f"{r.best_guard_wer:.4f}" + (
+                f" ({r.base_guard_wer:.4f})" if r.base_guard_wer is not None else ""
+            )
+            guard += "" if r.guard_ok is not False else " !"
+        table.append([r.name, r.status, wer, guard, str(r.steps), str(r.path)])
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         print(_fmt_row(row, widths))

@@ -92,6 +92,10 @@ def test_two_ray_workers_end_to_end_then_resume(
     _assert_encoder_frozen(tiny_model_dir, run / "best", frozen=True)
     assert _generates(run / "best")
     assert runs.read_status(run)["status"] == "finished"
+    # the guard was scored (the eval clips stand in for it) and the export rule is on record
+    finished = runs.read_status(run)
+    assert isinstance(finished["base_guard_wer"], float) and isinstance(finished["best_guard_wer"], float)
+    assert json.loads((run / "best" / "metrics.json").read_text())["selection"]["rule"]
 
     # same name again, longer: resumes from the checkpoint (through the CLI this time)
     cfg_path = _write_config(tmp_path / "job.yaml", data)
