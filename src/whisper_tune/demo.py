@@ -49,7 +49,9 @@ class DemoConfig:
     strategy: Literal["full", "decoder", "lora"] = "decoder"
     cache_encoder_outputs: bool = True
     guard: str = "builtin"  # the real-speech guard (data.guard): scored every evaluation, bounds the export
-    timestamp_share: float = 0.3  # training clips with timestamped labels: keeps long-form decoding
+    timestamp_share: float = (
+        0.0  # training clips with timestamped labels (data.timestamp_share; docs/forgetting.md)
+    )
     kl_to_base: float = 0.0  # KL(base || tuned) weight (train.kl_to_base)
     ct2_export: bool = True
     extra_overrides: list[str] = field(default_factory=list)

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from whisper_tune.errors import ModelNotFoundError, UserError
-from whisper_tune.models.processor import build_processor_from_tokenizer
 
 from .backend import Backend
 from .device import resolve_device, resolve_precision
@@ -54,6 +53,8 @@ class CT2Backend(Backend):
         self, ct2_dir: str | Path, model_name: str | None = None, opts: BackendOptions | None = None
     ) -> None:
         import ctranslate2
+
+        from whisper_tune.models.processor import build_processor_from_tokenizer
 
         opts = opts or BackendOptions()
         path = Path(ct2_dir)

@@ -39,6 +39,8 @@ HF_PRECISIONS = {
     "bfloat16": "bfloat16",
     "bf16": "bfloat16",
 }
+# CTranslate2's compute types: "default" + models.export.QUANTIZATIONS (spelled out so importing
+# inference stays light: models.export loads torch; a unit test keeps the two equal)
 CT2_COMPUTE_TYPES = (
     "default",
     "int8",
@@ -82,14 +84,9 @@ def resolve_device(device: str = "auto", kind: str = "hf") -> str:
 
 
 def _native_bf16() -> bool:
-    import torch
+    from whisper_tune.models.load import cuda_bf16_native  # torch: loaded when a device is chosen
 
-    if not torch.cuda.is_available():
-        return False
-    try:
-        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
-    except TypeError:  # older torch without the keyword
-        return bool(torch.cuda.is_bf16_supported())
+    return cuda_bf16_native()
 
 
 def resolve_precision(precision: str, device: str, kind: str = "hf") -> str:

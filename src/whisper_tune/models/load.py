@@ -239,6 +239,21 @@ def ensure_hf_dir(spec: str, *, force: bool = False) -> str:
     raise AssertionError("unreachable")
 
 
+def cuda_bf16_native() -> bool:
+    """Whether the current CUDA GPU does bf16 natively (not emulated; False without CUDA).
+
+    torch >= 2.3 reports emulated bf16 as supported unless ``including_emulation=False`` is
+    passed; older torch has no such keyword (and reports native support only). The one copy of
+    this check: inference (device choice) and training (precision plan) both call it.
+    """
+    if not torch.cuda.is_available():
+        return False
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # older torch without the keyword
+        return bool(torch.cuda.is_bf16_supported())
+
+
 def resolve_dtype(dtype: str | torch.dtype | None, device: str = "cpu") -> torch.dtype:
     """``"auto"`` = bf16 on GPUs that support it, else fp16 on GPU, fp32 on CPU."""
     if isinstance(dtype, torch.dtype):
@@ -257,7 +272,7 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: str = "cpu") -> torch
     key = dtype.lower()
     if key == "auto":
         if str(device).startswith("cuda") and torch.cuda.is_available():
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.bfloat16 if cuda_bf16_native() else torch.float16
         return torch.float32
     if key not in names:
         raise ModelNotFoundError(f"unknown dtype '{dtype}'; use one of auto, {', '.join(names)}")

@@ -13,6 +13,8 @@ import dataclasses
 import functools
 from typing import Any
 
+from whisper_tune.models.load import cuda_bf16_native as cuda_bf16_supported  # the one copy
+
 __all__ = [
     "checkpointing_arg_name",
     "checkpointing_args",
@@ -82,19 +84,3 @@ def is_checkpointing(model: Any) -> bool:
         except AttributeError:
             continue
     return False
-
-
-def cuda_bf16_supported() -> bool:
-    """Whether the current CUDA GPU does bf16 natively (not emulated; False without CUDA).
-
-    torch >= 2.3 reports emulated bf16 as supported unless ``including_emulation=False`` is
-    passed; older torch has no such keyword (and reports native support only).
-    """
-    import torch
-
-    if not torch.cuda.is_available():
-        return False
-    try:
-        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
-    except TypeError:  # older torch without the keyword
-        return bool(torch.cuda.is_bf16_supported())

@@ -57,3 +57,10 @@ def test_option_checks_name_the_option() -> None:
     with pytest.raises(UserError, match="batch_size must be >= 1"):
         BackendOptions(batch_size=0)
     assert BackendOptions().decode == DecodeOptions()
+
+
+def test_ct2_compute_types_are_the_export_quantizations() -> None:
+    from whisper_tune.inference.device import CT2_COMPUTE_TYPES
+    from whisper_tune.models.export import QUANTIZATIONS
+
+    assert ("default", *QUANTIZATIONS) == CT2_COMPUTE_TYPES
