@@ -35,7 +35,7 @@ __all__ = [
 DEEPSPEED_PRESETS: tuple[str, ...] = ("none", "zero1", "zero2", "zero3", "zero2_offload", "zero3_offload")
 _GPU_ONLY_PRESETS = ("zero3", "zero2_offload", "zero3_offload")
 
-Strategy = Literal["full", "decoder", "lora"]
+Strategy = Literal["full", "decoder", "encoder", "lora"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 
 

@@ -72,11 +72,12 @@ def load_guard(job: JobConfig, processor: Any, feature_cache: str | None) -> Any
         raise DataError(f"data.guard: {manifest}: {exc}") from exc
 
 
-def context_frames(job: JobConfig, train_data: Any, eval_data: Any) -> int:
+def context_frames(job: JobConfig, train_data: Any, eval_data: Any, guard_data: Any = None) -> int:
     """Mel frames of the encoder context for this job (3000 = Whisper's 30 s window).
 
     ``train.encoder_frames`` as given; with ``train.short_audio`` the longest usable clip of
-    the train and eval data plus ``train.encoder_margin_frames`` (rounded up to 16 frames).
+    the train, eval and guard data plus ``train.encoder_margin_frames`` (rounded up to 16 frames),
+    so no evaluated clip is cut.
     Deterministic, so the launcher and every worker agree without talking to each other.
     """
     t = job.train
@@ -84,7 +85,8 @@ def context_frames(job: JobConfig, train_data: Any, eval_data: Any) -> int:
         return int(t.encoder_frames)
     if not t.short_audio:
         return FULL_FRAMES
-    durations = [float(x) for x in (*train_data.durations, *eval_data.durations) if x is not None]
+    guard = guard_data.durations if guard_data is not None else []
+    durations = [float(x) for x in (*train_data.durations, *eval_data.durations, *guard) if x is not None]
     if not durations:  # older PreparedData without durations: fall back to the frame counts
         durations = [f / 100.0 for f in (*item_lengths(train_data.dataset), *item_lengths(eval_data.dataset))]
     return choose_encoder_frames(max(durations), t.encoder_margin_frames)

@@ -256,7 +256,7 @@ def plan(worker: Worker, data: Datasets) -> TrainPlan:
     the plan pick (FlashAttention-2 where the flash-attn package and a CUDA GPU are there).
     """
     job, t = worker.job, worker.job.train
-    n_frames = inputs.context_frames(job, data.train_data, data.eval_data)
+    n_frames = inputs.context_frames(job, data.train_data, data.eval_data, data.guard_data)
     fast = fastpath.plan_fast_path(
         worker.device,
         worker.precision,

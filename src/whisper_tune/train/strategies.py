@@ -1,4 +1,4 @@
-"""What part of Whisper is trained: full, decoder-only (frozen encoder) or LoRA.
+"""What part of Whisper is trained: full, decoder-only (frozen encoder), encoder-only (frozen decoder) or LoRA.
 
 Why: on small domain corpora the encoder already hears fine; most of the domain gap
 is vocabulary, which lives in the decoder. Freezing the encoder cuts the backward pass
@@ -66,6 +66,13 @@ def apply_strategy(model: Any, train: TrainSection) -> tuple[Any, StrategyInfo]:
         encoder = model.get_encoder()
         for p in encoder.parameters():
             p.requires_grad_(False)
+    elif train.strategy == "encoder":
+        # Acoustic adaptation only: the decoder (Whisper's language model, embeddings and output
+        # projection included) stays the base model's, so its prior over words cannot drift
+        # towards the domain corpus' phrasing.
+        for p in model.get_decoder().parameters():
+            p.requires_grad_(False)
+        model.get_output_embeddings().weight.requires_grad_(False)
     elif train.strategy == "lora":
         from peft import LoraConfig, get_peft_model
 

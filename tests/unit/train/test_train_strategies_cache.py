@@ -44,6 +44,15 @@ def test_decoder_freezes_exactly_the_encoder() -> None:
     assert 0 < info.trainable_params < info.total_params
 
 
+def test_encoder_freezes_the_decoder_and_its_output_projection() -> None:
+    model, info = apply_strategy(_fresh(), TrainSection(strategy="encoder"))
+    dec = {id(p) for p in model.get_decoder().parameters()} | {id(model.get_output_embeddings().weight)}
+    positions = id(model.get_encoder().embed_positions.weight)  # fixed sinusoids, never trained
+    for p in model.parameters():
+        assert p.requires_grad == (id(p) not in dec and id(p) != positions)
+    assert 0 < info.trainable_params < info.total_params
+
+
 def test_lora_trains_only_adapters_and_spec_augment_is_configured() -> None:
     train = TrainSection(
         strategy="lora", lora=LoraSection(r=4, alpha=8), spec_augment=True, mask_time_prob=0.1
