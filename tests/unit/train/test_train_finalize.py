@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,24 @@ def _job(tmp_path: Path, base: Path, guard: str, alphas: list[float]) -> JobConf
     )
 
 
+def _base_transcribed_guard(tmp_path: Path, base: Path) -> Path:
+    """A guard whose references are the base model's own transcripts, so only the base scores 0 %."""
+    from whisper_tune.data import load_audio
+    from whisper_tune.inference import FeatureBank, HFBackend, transcribe_audios
+    from whisper_tune.models import load_model
+
+    raw = _manifest(tmp_path, "guard_audio", n=3)
+    rows = [json.loads(line) for line in raw.read_text().splitlines()]
+    model, processor = load_model(str(base))
+    bank = FeatureBank([load_audio(r["audio_filepath"]) for r in rows])
+    texts = [t.text for t in transcribe_audios(HFBackend(model, processor, "base"), bank)]
+    for r, text in zip(rows, texts, strict=True):
+        r["text"] = text.strip() or "silence"
+    out = tmp_path / "guard_by_base.jsonl"
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return out
+
+
 @pytest.fixture()
 def best(tmp_path: Path, tiny_model_dir: Path) -> Path:
     out = tmp_path / "run" / "best"
@@ -48,11 +67,15 @@ def best(tmp_path: Path, tiny_model_dir: Path) -> Path:
     return out
 
 
-def test_admissible_checkpoint_is_exported_as_is(tmp_path: Path, tiny_model_dir: Path, best: Path) -> None:
+def test_admissible_checkpoint_is_exported_as_is(tmp_path: Path, tiny_model_dir: Path) -> None:
+    # the export is the base model itself: its guard WER equals the base's, within the bound
+    best = tmp_path / "run" / "best"
+    shutil.copytree(tiny_model_dir, best)
     cfg = _job(tmp_path, tiny_model_dir, str(_manifest(tmp_path, "guard")), [0.5])
     before = (best / "model.safetensors").read_bytes()
     metrics = {"step": 4, "eval_wer": 0.5, "guard_wer": 0.2, "base_guard_wer": 0.2, "guard_ok": 1.0}
     sel = finalize_export(cfg, tmp_path / "run", best, metrics)
+    assert sel.guard_wer == sel.base_guard_wer and "verified on the exported weights" in sel.rule
     assert sel.alpha == 1.0 and sel.rule.startswith("guard-admissible") and sel.warning is None
     assert (best / "model.safetensors").read_bytes() == before
     recorded = json.loads((best / "metrics.json").read_text())
@@ -64,11 +87,13 @@ def test_admissible_checkpoint_is_exported_as_is(tmp_path: Path, tiny_model_dir:
 def test_no_admissible_checkpoint_exports_a_mix_with_the_base(
     tmp_path: Path, tiny_model_dir: Path, best: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cfg = _job(tmp_path, tiny_model_dir, str(_manifest(tmp_path, "guard")), [0.75, 0.5])
+    guard = _base_transcribed_guard(tmp_path, tiny_model_dir)  # the base scores 0 % on it
+    cfg = _job(tmp_path, tiny_model_dir, str(guard), [0.75, 0.5])
     before = (best / "model.safetensors").read_bytes()
     metrics = {"step": 4, "eval_wer": 0.5, "guard_wer": 0.9, "base_guard_wer": 0.2, "guard_ok": 0.0}
     with caplog.at_level("WARNING"):
         sel = finalize_export(cfg, tmp_path / "run", best, metrics)
+    assert sel.base_guard_wer == 0.0
     assert "NO checkpoint kept real-speech" in caplog.text
     assert sel.warning and "WiSE-FT" in sel.warning
     assert sel.alpha in (0.75, 0.5, 0.0) and sel.base_guard_wer is not None
