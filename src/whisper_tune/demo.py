@@ -140,6 +140,10 @@ def _corpus_ready(corpus: Path, cfg: DemoConfig) -> bool:
     )
 
 
+def _pct(value: Any) -> str:
+    return f"{value:.2%}" if isinstance(value, (int, float)) else "n/a"
+
+
 def _cuda() -> bool:
     try:
         import torch
@@ -208,7 +212,13 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     outcome = launch(job_cfg, default_name="demo")
     timings["training"] = time.perf_counter() - t0
     best = outcome.best_dir
-    print(f"      run {outcome.run_dir}, best eval WER {outcome.best_eval_wer}, best/ {best}")
+    sel = outcome.selection or {}
+    exported = sel.get("eval_wer", outcome.best_eval_wer)
+    print(
+        f"      run {outcome.run_dir}; best checkpoint eval WER {_pct(outcome.best_eval_wer)}; "
+        f"exported best/ eval WER {_pct(exported)}, real-speech guard {_pct(sel.get('guard_wer'))} "
+        f"(base {_pct(sel.get('base_guard_wer'))}), alpha {sel.get('alpha', 1.0):g}"
+    )
 
     print("[4/4] base vs tuned on the held-out test split (unseen sentences and voices) ...", flush=True)
     t0 = time.perf_counter()
