@@ -60,7 +60,11 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (
     "**/__pycache__",
     "*.safetensors",
     "*.bin",
-    "runs/",
+    # Run artefacts, not the folder name "runs": Ray applies these patterns to py_modules too, and
+    # the package's own ``whisper_tune/runs/`` must travel (a job without it fails to import).
+    "**/checkpoint_*/",
+    "**/encoder_cache/",
+    "*.npy",
     ".pytest_cache",
     ".mypy_cache",
     ".ruff_cache",

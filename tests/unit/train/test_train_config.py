@@ -34,7 +34,7 @@ def test_defaults_round_trip(tmp_path: Path) -> None:
     [
         ({"train": {"learning_rat": 1e-5}}, "train.learning_rat"),
         ({"train": {"per_device_batch_size": "eight"}}, "train.per_device_batch_size"),
-        ({"train": {"strategy": "encoder"}}, "train.strategy"),
+        ({"train": {"strategy": "adapter"}}, "train.strategy"),
         ({"train": {"eval_steps": 30, "save_steps": 50}}, "train.save_steps"),
         ({"train": {"learning_rate": -1.0}}, "train.learning_rate"),
         ({"train": {"deepspeed": "zero9"}}, "train.deepspeed"),
