@@ -30,7 +30,7 @@ from whisper_tune.models.interpolate import interpolate_weights
 from whisper_tune.runs import RunDir
 from whisper_tune.scoring import error_rates
 from whisper_tune.train.config import JobConfig
-from whisper_tune.train.guard import resolve_guard_manifest
+from whisper_tune.train.guard import guard_enabled, resolve_guard_manifest
 from whisper_tune.train.guard_select import GuardBound, Selection, choose_alpha
 
 __all__ = ["finalize_export", "score_model"]
@@ -63,7 +63,7 @@ def finalize_export(cfg: JobConfig, run_dir: Path, best_dir: Path, metrics: dict
     sel.guard_wer = _num(metrics.get("guard_wer"))
     sel.base_guard_wer = _num(metrics.get("base_guard_wer"))
     sel.guard_limit = _num(metrics.get("guard_limit"))
-    if cfg.data.guard.strip().lower() == "none":
+    if not guard_enabled(cfg.data.guard):
         sel.rule = "lowest eval_wer (no real-speech guard: data.guard none)"
     else:
         sel = _verify(cfg, best_dir, sel, trained_ok=metrics.get("guard_ok"))
@@ -81,7 +81,7 @@ def _verify(cfg: JobConfig, best_dir: Path, sel: Selection, *, trained_ok: Any) 
     """
     t0 = time.perf_counter()
     guard = resolve_guard_manifest(cfg.data.guard, cfg.data.max_guard_samples)
-    assert guard is not None  # data.guard is not "none" here
+    assert guard is not None  # guard_enabled(data.guard) here
     sets = {}
     for name, manifest, limit in (("eval", cfg.data.eval, cfg.data.max_eval_samples), ("guard", guard, None)):
         audios, refs = _clips(manifest, limit)

@@ -20,16 +20,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from whisper_tune.data.guard import resolve_guard
+from whisper_tune.data.guard import NONE_VALUES, resolve_guard
 from whisper_tune.paths import cache_root
 from whisper_tune.runs import GUARD_OK, SCORE, SELECT_SCORE
 
-__all__ = ["GUARD_PREFIX", "NO_GUARD", "guard_fields", "resolve_guard_manifest"]
+__all__ = ["GUARD_PREFIX", "guard_enabled", "guard_fields", "resolve_guard_manifest"]
 
 log = logging.getLogger(__name__)
 
 GUARD_PREFIX = "guard"  # metric_key_prefix of the guard evaluation: guard_wer, guard_loss
-NO_GUARD = "none"
+
+
+def guard_enabled(spec: str) -> bool:
+    """Whether ``data.guard`` asks for a guard (``none``/``off``/``false``/empty do not)."""
+    return str(spec).strip().lower() not in NONE_VALUES
 
 
 def resolve_guard_manifest(spec: str, max_clips: int | None = None) -> str | None:

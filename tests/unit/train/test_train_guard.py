@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from whisper_tune.train.guard import guard_fields
+from whisper_tune.train.guard import guard_enabled, guard_fields
 
 
 def test_step_zero_sets_the_base_and_later_steps_are_judged_against_it():
@@ -26,3 +26,8 @@ def test_without_a_guard_the_score_is_eval_wer():
     assert guard_fields([], {"step": 10, "eval_wer": 0.2, "guard_wer": 0.1}, tolerance=0.0) == {
         "select_score": 0.2
     }
+
+
+def test_guard_off_spellings_match_the_data_layer():
+    assert guard_enabled("builtin") and guard_enabled("/data/general.jsonl")
+    assert not any(guard_enabled(v) for v in ("none", "off", "False", " "))
