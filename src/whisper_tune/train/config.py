@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from whisper_tune.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from whisper_tune.train.guard_select import DEFAULT_ALPHAS
 
 __all__ = [
     "DEEPSPEED_PRESETS",
@@ -321,7 +322,7 @@ class RunSection:
     # base guard WER x (1 + guard_tolerance); none admissible -> interpolate with the base weights.
     guard_tolerance: float = 0.0
     interpolate: bool = True
-    interpolation_alphas: list[float] = field(default_factory=lambda: [0.75, 0.5, 0.35, 0.2])
+    interpolation_alphas: list[float] = field(default_factory=lambda: list(DEFAULT_ALPHAS))
 
     def __post_init__(self) -> None:
         _positive("run.guard_tolerance", self.guard_tolerance, allow_zero=True)

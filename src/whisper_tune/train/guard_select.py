@@ -5,8 +5,8 @@ speech (the decoder learns the domain corpus' phrasing). Every run therefore als
 real-speech *guard* set, and the model it exports must keep the guard WER within
 ``base_guard_wer * (1 + tolerance)``. The rule, in order:
 
-1. Among checkpoints whose guard WER meets the bound, the lowest eval WER (ties: later step).
-   That is the plain best-checkpoint rule (``runs.best_of``) on the admissible ones.
+1. Among checkpoints whose guard WER met the bound during training, the lowest eval WER
+   (ties: later step): ``runs.best_of`` ranks admissible checkpoints first.
 2. If none meets it, the run says so loudly and interpolates (WiSE-FT,
    ``models.interpolate``) between the base weights and the checkpoint with the lowest eval
    WER: alphas are tried from large to small (most domain gain first) and the first whose
@@ -16,8 +16,9 @@ real-speech *guard* set, and the model it exports must keep the guard WER within
 A run without a guard (``data.guard: none``) uses rule 1 with every checkpoint admissible,
 and its report says "no real-speech guard".
 
-This module holds the decision only (pure functions over metrics and a scoring callback),
-so it is tested without models; ``whisper_tune.train.finalize`` runs the scoring.
+This module holds the decision only (the bound, the alpha search over a scoring callback, the
+record), so it is tested without models; ``whisper_tune.train.finalize`` verifies the export and
+runs the scoring.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ __all__ = [
     "AlphaTrial",
     "GuardBound",
     "Selection",
-    "admissible",
     "choose_alpha",
 ]
 
@@ -77,24 +77,11 @@ class Selection:
     base_guard_wer: float | None = None
     guard_limit: float | None = None
     rule: str = "lowest eval_wer"
-    admissible_checkpoints: int = 0
     trials: list[AlphaTrial] = field(default_factory=list)
     warning: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def admissible(checkpoints: Sequence[Any], bound: GuardBound | None) -> list[Any]:
-    """The checkpoints whose ``metrics["guard_wer"]`` meets ``bound`` (all of them without one)."""
-    if bound is None:
-        return list(checkpoints)
-    return [c for c in checkpoints if bound.ok(_guard(c.metrics))]
-
-
-def _guard(metrics: dict[str, Any]) -> float | None:
-    value = metrics.get("guard_wer")
-    return float(value) if isinstance(value, (int, float)) else None
 
 
 def choose_alpha(
