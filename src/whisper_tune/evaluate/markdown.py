@@ -141,11 +141,14 @@ def _verdict(cmp: ComparisonResult) -> str:
     return word
 
 
+def _ci(sig: Any) -> str:
+    """``-4.10 [-5.32, -2.95]``: the difference and its 95 % interval, in WER points."""
+    return f"{sig.diff * 100:+.2f} [{sig.diff_low * 100:+.2f}, {sig.diff_high * 100:+.2f}]"
+
+
 def _headline(cmp: ComparisonResult) -> list[str]:
     """One table a person reads first: this set, the prompt baseline, the guard."""
     b, t, p = cmp.base, cmp.tuned, cmp.prompt_baseline
-    sig = cmp.significance()
-    ci = f"{sig.diff * 100:+.2f} [{sig.diff_low * 100:+.2f}, {sig.diff_high * 100:+.2f}]"
     header = (
         ["set", "base"]
         + (["base + prompt"] if p is not None else [])
@@ -154,18 +157,14 @@ def _headline(cmp: ComparisonResult) -> list[str]:
     rows: list[list[Any]] = [
         [f"`{Path(b.data).name}` ({len(cmp.pairs())} utt.)", _pct(b.wer)]
         + ([_pct(p.wer)] if p is not None else [])
-        + [_pct(t.wer), ci]
+        + [_pct(t.wer), _ci(cmp.significance())]
     ]
     if cmp.guard is not None:
         g = cmp.guard
-        gs = g.significance()
         rows.append(
             [f"real-speech guard `{Path(g.base.data).name}` ({len(g.pairs())} utt.)", _pct(g.base.wer)]
             + (["-"] if p is not None else [])
-            + [
-                _pct(g.tuned.wer),
-                f"{gs.diff * 100:+.2f} [{gs.diff_low * 100:+.2f}, {gs.diff_high * 100:+.2f}]",
-            ]
+            + [_pct(g.tuned.wer), _ci(g.significance())]
         )
     out = ["## Headline (normalized WER)", ""] + _table(header, rows)
     if p is not None:

@@ -257,9 +257,14 @@ class ComparisonResult:
     guard_note: str | None = None  # why there is no guard column ("no real-speech guard")
     selection: dict[str, Any] | None = None  # how the run chose its export (best/metrics.json)
 
+    _significance: Any = field(default=None, init=False, repr=False, compare=False)
+
     def significance(self) -> Any:
-        """Paired bootstrap of the WER difference (``scoring.BootstrapResult``)."""
-        return paired_significance(self.pairs())
+        """Paired bootstrap of the WER difference (``scoring.BootstrapResult``), computed once:
+        the report asks for it several times and each run resamples the set 2,000 times."""
+        if self._significance is None:
+            self._significance = paired_significance(self.pairs())
+        return self._significance
 
     def ci_line(self) -> str:
         """The seed's line's companion: absolute and relative difference with their 95 % CIs and POI."""
