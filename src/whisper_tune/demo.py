@@ -46,7 +46,7 @@ class DemoConfig:
     eval_clips: int = 48  # validation clips scored with generation during training
     eval_every_epochs: float = 1.0
     holdout_templates: float = 0.2  # share of sentence templates kept out of train (phrasing held out too)
-    strategy: Literal["full", "decoder", "encoder", "lora"] = "decoder"
+    strategy: Literal["full", "decoder", "cross_attention", "encoder", "lora"] = "decoder"
     cache_encoder_outputs: bool = True
     guard: str = "builtin"  # the real-speech guard (data.guard): scored every evaluation, bounds the export
     timestamp_share: float = (

@@ -36,7 +36,9 @@ __all__ = [
 DEEPSPEED_PRESETS: tuple[str, ...] = ("none", "zero1", "zero2", "zero3", "zero2_offload", "zero3_offload")
 _GPU_ONLY_PRESETS = ("zero3", "zero2_offload", "zero3_offload")
 
-Strategy = Literal["full", "decoder", "encoder", "lora"]
+Strategy = Literal["full", "decoder", "cross_attention", "encoder", "lora"]
+# strategies whose encoder is frozen: its output is a constant per clip and can be cached
+FROZEN_ENCODER_STRATEGIES = ("decoder", "cross_attention")
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 
 
@@ -147,7 +149,7 @@ class TrainSection:
     spec_augment: bool = False
     mask_time_prob: float = 0.05
     mask_feature_prob: float = 0.0
-    cache_encoder_outputs: bool = False  # strategy "decoder" only: run the frozen encoder once
+    cache_encoder_outputs: bool = False  # frozen-encoder strategies only: run the encoder once
     encoder_cache_dir: str | None = None  # default: <run dir>/encoder_cache
     logging_steps: int = 10
     eval_steps: int = 100
@@ -199,10 +201,10 @@ class TrainSection:
                 f"train.deepspeed: {self.deepspeed!r} is neither a preset {list(DEEPSPEED_PRESETS)} "
                 "nor a path to a .json file"
             )
-        if self.cache_encoder_outputs and self.strategy != "decoder":
+        if self.cache_encoder_outputs and self.strategy not in FROZEN_ENCODER_STRATEGIES:
             raise ConfigError(
-                f"train.cache_encoder_outputs: needs train.strategy 'decoder' (a frozen encoder), "
-                f"got {self.strategy!r}"
+                f"train.cache_encoder_outputs: needs a frozen encoder (train.strategy one of "
+                f"{list(FROZEN_ENCODER_STRATEGIES)}), got {self.strategy!r}"
             )
         if self.cache_encoder_outputs and self.spec_augment:
             raise ConfigError(

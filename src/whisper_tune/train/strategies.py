@@ -1,4 +1,4 @@
-"""What part of Whisper is trained: full, decoder-only (frozen encoder), encoder-only (frozen decoder) or LoRA.
+"""What part of Whisper is trained: full, decoder-only, cross-attention-only, encoder-only or LoRA.
 
 Why: on small domain corpora the encoder already hears fine; most of the domain gap
 is vocabulary, which lives in the decoder. Freezing the encoder cuts the backward pass
@@ -66,6 +66,14 @@ def apply_strategy(model: Any, train: TrainSection) -> tuple[Any, StrategyInfo]:
         encoder = model.get_encoder()
         for p in encoder.parameters():
             p.requires_grad_(False)
+    elif train.strategy == "cross_attention":
+        # Only the decoder's cross-attention (and its layer norm) learns: how the text side
+        # reads the audio. Token embeddings, the tied output projection, self-attention and the
+        # feed-forward blocks -- where Whisper's language prior lives -- stay the base model's.
+        # Gheini et al. 2021 ("Cross-attention is all you need", EMNLP) found this nearly
+        # matches full fine-tuning for MT while forgetting far less.
+        for name, p in model.named_parameters():
+            p.requires_grad_(".decoder." in f".{name}" and ".encoder_attn" in name)
     elif train.strategy == "encoder":
         # Acoustic adaptation only: the decoder (Whisper's language model, embeddings and output
         # projection included) stays the base model's, so its prior over words cannot drift
