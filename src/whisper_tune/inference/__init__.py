@@ -6,7 +6,9 @@ on what the server returns. Now ``evaluate`` and ``serve`` both load a ``Backend
 (Transformers ``hf`` or CTranslate2 ``ct2``) with ``load_backend``, pass ``DecodeOptions``,
 and run the same decode loop (``Backend.transcribe_bank``): same windows
 (``whisper_tune.data.split_long_audio``), same token cap (``token_cap``), same device and
-precision rule (``resolve_device``/``resolve_precision``). Audio files are decoded by
+precision rule (``resolve_device``/``resolve_precision``), and, when asked for
+(``DecodeOptions.gate``: the server does, evaluation does not), the same energy gate that
+keeps silence from the model (``SpeechGate``). Audio files are decoded by
 ``whisper_tune.data.audio.decode_audio`` (path, bytes or file).
 
 Importing this package is light (numpy); torch, Transformers and CTranslate2 load when a
@@ -19,12 +21,14 @@ from .backend import Backend, DeadlineExceeded
 from .bank import FULL_FRAMES, FeatureBank, Piece, model_frames
 from .ct2 import CT2Backend
 from .device import resolve_device, resolve_precision
+from .gate import SpeechGate
 from .hf import HFBackend
 from .language import UnsupportedLanguageError, normalize_language
 from .loader import load_backend, resolve_model_dir
 from .options import (
     MAX_NEW_TOKENS,
     MAX_TARGET_POSITIONS,
+    PROMPT_MAX_TOKENS,
     BackendOptions,
     DecodeOptions,
     InvalidOptionError,
@@ -38,6 +42,7 @@ __all__ = [
     "FULL_FRAMES",
     "MAX_NEW_TOKENS",
     "MAX_TARGET_POSITIONS",
+    "PROMPT_MAX_TOKENS",
     "Backend",
     "BackendOptions",
     "CT2Backend",
@@ -48,6 +53,7 @@ __all__ = [
     "InvalidOptionError",
     "Piece",
     "Segment",
+    "SpeechGate",
     "Transcript",
     "UnsupportedLanguageError",
     "load_backend",

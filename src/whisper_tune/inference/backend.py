@@ -15,6 +15,10 @@ instead of running 20 sequential passes), and each window's segments are shifted
 start time. Every window gets its own token cap (``options.token_cap``), so a transcript
 does not depend on what it was batched with. Timestamps come from Whisper's own timestamp
 tokens, parsed the same way for both backends; without them each window is one segment.
+
+Silence: with ``DecodeOptions.gate`` (a ``SpeechGate``; the server sets one) windows without
+enough energy and files under 0.1 s never reach the model and get no text, so Whisper cannot
+invent words for them; without a gate (evaluation) every window is decoded.
 """
 
 from __future__ import annotations
@@ -187,6 +191,7 @@ class Backend(ABC):
         check_task(options.task, multilingual=self.multilingual, model_name=self.model_name)
         prompt_ids = self._prompt_ids(options.prompt)
         pieces = bank.pieces(self.frames)
+        skipped = self._gated(bank, pieces, options)
         caps = [
             token_cap(
                 p.seconds,
@@ -199,16 +204,19 @@ class Backend(ABC):
         bs = self.opts.batch_size
         file_langs: list[str | None] = [lang] * bank.n_clips
         if self.multilingual and lang is None and pieces:
-            first: dict[int, int] = {}
+            first: dict[int, int] = {}  # the first window of each file that will be decoded
             for k, p in enumerate(pieces):
-                first.setdefault(p.clip, k)
+                if k not in skipped:
+                    first.setdefault(p.clip, k)
             firsts = list(first.values())
             detected: list[str] = []
             for b in range(0, len(firsts), bs):
                 detected.extend(self._detect(self._features(bank, firsts[b : b + bs])))
             for clip, code in zip(first, detected, strict=True):
                 file_langs[clip] = code
-        generated = self._run_windows(bank, pieces, caps, file_langs, prompt_ids, options, deadline, progress)
+        generated = self._run_windows(
+            bank, pieces, caps, file_langs, prompt_ids, options, deadline, progress, skipped
+        )
         return self._assemble(bank, pieces, generated, file_langs, options.timestamps)
 
     def _run_windows(
@@ -221,20 +229,24 @@ class Backend(ABC):
         options: DecodeOptions,
         deadline: float | None,
         progress: str | None,
+        skipped: set[int],
     ) -> dict[int, list[int]]:
-        """Generated ids per window: windows sharing a language batched together, shortest first."""
+        """Generated ids per window: windows sharing a language batched together, shortest first;
+        ``skipped`` windows (the gate's) generate nothing."""
         from tqdm.auto import tqdm
 
         bs = self.opts.batch_size
-        generated: dict[int, list[int]] = {}
-        bar = tqdm(total=len(pieces), desc=progress, unit="window", disable=None if progress else True)
+        generated: dict[int, list[int]] = {k: [] for k in skipped}
+        total = len(pieces) - len(skipped)
+        bar = tqdm(total=total, desc=progress, unit="window", disable=None if progress else True)
         try:
             for code in dict.fromkeys(file_langs):
-                todo = [k for k, p in enumerate(pieces) if file_langs[p.clip] == code]
+                todo = [k for k, p in enumerate(pieces) if file_langs[p.clip] == code and k not in skipped]
                 todo.sort(key=lambda k: len(pieces[k].audio))  # similar caps and lengths per batch
                 for b in range(0, len(todo), bs):
                     if deadline is not None and time.monotonic() > deadline:
-                        raise DeadlineExceeded(f"stopped after {len(generated)} of {len(pieces)} windows")
+                        done = len(generated) - len(skipped)
+                        raise DeadlineExceeded(f"stopped after {done} of {total} windows")
                     idx = todo[b : b + bs]
                     feats = self._features(bank, idx)
                     t0 = time.perf_counter()
@@ -248,6 +260,15 @@ class Backend(ABC):
         finally:
             bar.close()
         return generated
+
+    @staticmethod
+    def _gated(bank: FeatureBank, pieces: list[Any], options: DecodeOptions) -> set[int]:
+        """Windows the options' ``SpeechGate`` keeps from the model (none without a gate)."""
+        gate = options.gate
+        if gate is None:
+            return set()
+        short = {i for i, a in enumerate(bank.audios) if gate.too_short(a)}
+        return {k for k, p in enumerate(pieces) if p.clip in short or not gate.passes(p.audio)}
 
     def _assemble(
         self,

@@ -28,8 +28,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from whisper_tune.errors import UserError
+
+if TYPE_CHECKING:  # gate.py imports InvalidOptionError from here
+    from .gate import SpeechGate
 
 __all__ = [
     "BackendOptions",
@@ -80,7 +84,11 @@ class DecodeOptions:
 
     ``language``: ``None`` = the model's own (English-only models) or detected once per file
     on its first window (multilingual models); ``timestamps``: decode Whisper's timestamp
-    tokens into segments (the server does for verbose_json/srt/vtt; evaluation does not).
+    tokens into segments (the server does for verbose_json/srt/vtt; evaluation does not);
+    ``gate``: skip silent windows and files under 0.1 s (``SpeechGate``; the server sets one,
+    evaluation does not, so every test utterance is decoded). ``prompt``: only its last
+    ``PROMPT_MAX_TOKENS`` tokens are used (OpenAI's rule: the model sees the final 224 tokens,
+    ``<|startofprev|>`` included).
     """
 
     language: str | None = None
@@ -89,6 +97,7 @@ class DecodeOptions:
     max_new_tokens: int | None = None  # None: the rule of ``token_cap``
     prompt: str | None = None  # previous-text conditioning (OpenAI's ``prompt``)
     timestamps: bool = False
+    gate: SpeechGate | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
