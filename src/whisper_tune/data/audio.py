@@ -21,6 +21,15 @@ Check policy (see ``AudioCheck``):
   **warning**, kept: clipped call-centre audio is common and still intelligible, and
   dropping it would bias training towards clean audio. The share is measured on the
   decoded samples before resampling (resampling overshoots and would hide/fake it).
+
+Decompression bombs (``DecodeLimits``, the server passes one): a 476 KB FLAC of 20 minutes of
+8-channel 48 kHz silence decodes to 1.8 GB of float32, and the 25 MB upload cap bounds only
+the compressed bytes. So a file's decoded length and size are checked against the limits from
+its header (``frames``, ``samplerate``, ``channels``) before anything is decoded, and again
+while decoding: samples past the declared length (or all of them, when the header does not
+say) are read in blocks of ``DECODE_BLOCK`` frames, each down-mixed as it is read, and
+decoding stops at the first block over a limit (a header may lie). Failures are ``AudioError`` with reason
+``audio_too_large`` and a message that names the limit.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -42,12 +52,14 @@ __all__ = [
     "AudioError",
     "AudioInfo",
     "AudioSource",
+    "DecodeLimits",
     "decode_audio",
     "load_audio",
     "split_long_audio",
 ]
 
 SAMPLE_RATE = 16000
+DECODE_BLOCK = 1 << 18  # frames read per block (8 MB of float32 for 8 channels)
 
 
 class AudioError(DataError):
@@ -91,6 +103,53 @@ class AudioInfo:
         return None, warnings
 
 
+@dataclass(frozen=True)
+class DecodeLimits:
+    """The most one file may decode to; the defaults are two hours of 16 kHz mono.
+
+    ``max_duration_s``: seconds of audio (any rate, any number of channels);
+    ``max_decoded_mb``: decoded float32 samples of all channels at the file's own rate, in MB
+    (10^6 bytes): 2 h x 16,000 Hz x 1 channel x 4 bytes = 460.8 MB, which an 8-channel 48 kHz
+    file reaches after 5 minutes.
+    """
+
+    max_duration_s: float = 2 * 3600.0
+    max_decoded_mb: float = 2 * 3600.0 * SAMPLE_RATE * 4 / 1e6
+
+    def __post_init__(self) -> None:
+        for name in ("max_duration_s", "max_decoded_mb"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+    def check(self, label: str, frames: int, samplerate: int, channels: int, *, declared: bool) -> None:
+        """Raise AudioError(``audio_too_large``) when ``frames`` frames break a limit."""
+        seconds = frames / float(samplerate)
+        mb = frames * channels * 4 / 1e6
+        what = "the file declares" if declared else "decoding reached"
+        if seconds > self.max_duration_s:
+            raise AudioError(
+                f"{label}: {what} {seconds:.0f} s of audio, over the limit of {self.max_duration_s:g} s "
+                "of decoded audio",
+                "audio_too_large",
+            )
+        if mb > self.max_decoded_mb:
+            raise AudioError(
+                f"{label}: {what} {mb:.0f} MB of decoded samples ({seconds:.0f} s, {channels} channels at "
+                f"{samplerate} Hz), over the limit of {self.max_decoded_mb:g} MB of decoded audio",
+                "audio_too_large",
+            )
+
+
+_REPR = re.compile(r"<[^<>]* object at 0x[0-9a-fA-F]+>")
+
+
+def _decoder_message(exc: BaseException, label: str) -> str:
+    """libsndfile's reason without Python reprs (``Error opening <_io.BytesIO object at 0x..>``)."""
+    detail = getattr(exc, "error_string", None) if hasattr(exc, "code") else None
+    return str(detail) if detail else _REPR.sub(label, str(exc))
+
+
 def _to_dbfs(rms: float) -> float:
     return 20.0 * math.log10(rms) if rms > 0 else -math.inf
 
@@ -127,44 +186,75 @@ def _read_source(source: AudioSource, name: str | None) -> tuple[str, str | None
 
 
 def decode_audio(
-    source: AudioSource, sr: int = SAMPLE_RATE, *, name: str | None = None
+    source: AudioSource,
+    sr: int = SAMPLE_RATE,
+    *,
+    name: str | None = None,
+    limits: DecodeLimits | None = None,
 ) -> tuple[np.ndarray, AudioInfo]:
     """Decode, measure, down-mix to mono and resample to ``sr`` (soxr HQ).
 
     ``source``: a path, the bytes of a file or an open binary file; the same decoding for
     all three, so a clip scored from disk and the same clip uploaded to the server become
     the same samples. ``name`` labels messages (default: the path, ``<bytes>``, the file's name).
+    ``limits``: refuse files that decode to more (checked from the header, then per block).
     Every failure is an :class:`AudioError`; ``reason`` is ``missing_file``, ``empty_audio``
-    (0 bytes or 0 samples) or ``unreadable_audio`` (not audio, NaN/inf samples).
+    (0 bytes or 0 samples), ``unreadable_audio`` (not audio, NaN/inf samples) or
+    ``audio_too_large`` (over ``limits``).
     """
     import soundfile as sf
     import soxr
 
     label, path, payload = _read_source(source, name)
+    blocks: list[np.ndarray] = []
+    frames = clipped = 0
     try:
-        data, orig_sr = sf.read(
-            payload if isinstance(payload, str) else io.BytesIO(payload), dtype="float32", always_2d=True
-        )
+        with sf.SoundFile(payload if isinstance(payload, str) else io.BytesIO(payload)) as f:
+            orig_sr, channels = int(f.samplerate), int(f.channels)
+            known = 0 < f.frames < 2**62  # 2**62 and up: the length is unknown
+            if limits is not None and known:
+                limits.check(label, int(f.frames), orig_sr, channels, declared=True)
+            # a declared length (within the limits) is read in one call after a seek to 0, as
+            # sf.read() does: the samples stay bit-identical to it (an MP3 decode without that seek,
+            # or in blocks, differs in the last bit)
+            want = int(f.frames) if known else DECODE_BLOCK
+            if f.seekable():
+                f.seek(0)
+            while True:
+                block = f.read(want, dtype="float32", always_2d=True)
+                want = DECODE_BLOCK
+                if block.shape[0] == 0:
+                    break
+                frames += block.shape[0]
+                if limits is not None:
+                    limits.check(label, frames, orig_sr, channels, declared=False)
+                if not np.isfinite(block).all():
+                    raise AudioError(f"{label}: audio contains NaN/inf samples", "unreadable_audio", path)
+                clipped += int(np.count_nonzero(np.abs(block) >= AudioCheck.clip_level))
+                blocks.append(block.mean(axis=1, dtype=np.float32) if channels > 1 else block[:, 0])
+    except AudioError as exc:
+        exc.path = exc.path or path
+        raise
     except Exception as exc:  # soundfile raises LibsndfileError/RuntimeError/TypeError...
         raise AudioError(
-            f"{label}: not a supported audio file (cannot decode audio: {exc})", "unreadable_audio", path
+            f"{label}: not a supported audio file (cannot decode audio: {_decoder_message(exc, label)})",
+            "unreadable_audio",
+            path,
         ) from exc
-    if data.shape[0] == 0:
+    if frames == 0:
         raise AudioError(f"{label}: audio has no samples", "empty_audio", path)
-    if not np.isfinite(data).all():
-        raise AudioError(f"{label}: audio contains NaN/inf samples", "unreadable_audio", path)
-    clipped = float(np.mean(np.abs(data) >= AudioCheck.clip_level))
-    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    mono = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    del blocks
     rms = float(np.sqrt(np.mean(np.square(mono, dtype=np.float64))))
     if orig_sr != sr:
         mono = soxr.resample(mono, orig_sr, sr, quality="HQ")
     mono = np.ascontiguousarray(mono, dtype=np.float32)
     info = AudioInfo(
-        duration=data.shape[0] / float(orig_sr),
-        orig_sr=int(orig_sr),
-        channels=int(data.shape[1]),
+        duration=frames / float(orig_sr),
+        orig_sr=orig_sr,
+        channels=channels,
         rms_dbfs=_to_dbfs(rms),
-        clipped_fraction=clipped,
+        clipped_fraction=clipped / float(frames * channels),
     )
     return mono, info
 

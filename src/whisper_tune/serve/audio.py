@@ -1,19 +1,29 @@
-"""Uploaded bytes -> 16 kHz mono float32, with the two failures the API answers differently.
+"""Uploaded bytes -> 16 kHz mono float32, with the three failures the API answers differently.
 
-Why here: the server must tell "not audio" (HTTP 415) from "audio but empty" (HTTP 400).
-Decoding itself is ``whisper_tune.data.audio.decode_audio`` (libsndfile + soxr), the one
-decoder evaluation and training use too; this module only maps its ``AudioError.reason``
-to the two error classes the app turns into status codes. Long audio is split inside the
-inference backends (``whisper_tune.inference``), not here.
+Why here: the server must tell "not audio" (HTTP 415) from "audio but empty" (HTTP 400) from
+"audio that decodes to more than the server accepts" (HTTP 413: a decompression bomb, or just
+a file longer than ``--max-audio-minutes``). Decoding itself is
+``whisper_tune.data.audio.decode_audio`` (libsndfile + soxr), the one decoder evaluation and
+training use too, with ``DecodeLimits`` checked from the file's header before decoding and per
+block while decoding; this module only maps its ``AudioError.reason`` to the error classes the
+app turns into status codes. Long audio is split inside the inference backends
+(``whisper_tune.inference``), not here.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from whisper_tune.data.audio import SAMPLE_RATE, AudioError, decode_audio
+from whisper_tune.data.audio import SAMPLE_RATE, AudioError, DecodeLimits, decode_audio
 
-__all__ = ["NotAudioError", "EmptyAudioError", "decode_audio_bytes", "SAMPLE_RATE"]
+__all__ = [
+    "SAMPLE_RATE",
+    "AudioTooLargeError",
+    "DecodeLimits",
+    "EmptyAudioError",
+    "NotAudioError",
+    "decode_audio_bytes",
+]
 
 
 class NotAudioError(AudioError, ValueError):
@@ -24,10 +34,22 @@ class EmptyAudioError(AudioError, ValueError):
     """The file is empty or decoded to no samples (HTTP 400)."""
 
 
-def decode_audio_bytes(data: bytes, sr: int = SAMPLE_RATE, *, name: str = "upload") -> np.ndarray:
-    """Decode an audio file held in memory to mono float32 at ``sr``."""
+class AudioTooLargeError(AudioError, ValueError):
+    """The file decodes to more audio than the limits allow (HTTP 413); the message names the limit."""
+
+
+_CLASSES: dict[str, type[AudioError]] = {
+    "empty_audio": EmptyAudioError,
+    "audio_too_large": AudioTooLargeError,
+}
+
+
+def decode_audio_bytes(
+    data: bytes, sr: int = SAMPLE_RATE, *, name: str = "upload", limits: DecodeLimits | None = None
+) -> np.ndarray:
+    """Decode an audio file held in memory to mono float32 at ``sr``, within ``limits`` (if given)."""
     try:
-        return decode_audio(data, sr, name=name)[0]
+        return decode_audio(data, sr, name=name, limits=limits)[0]
     except AudioError as exc:
-        cls = EmptyAudioError if exc.reason == "empty_audio" else NotAudioError
+        cls = _CLASSES.get(exc.reason, NotAudioError)
         raise cls(str(exc), exc.reason, exc.path) from exc
