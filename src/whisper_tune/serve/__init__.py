@@ -18,7 +18,11 @@ __all__ = ["RESPONSE_FORMATS", "ServeOptions", "build_app", "load_serve_backend"
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("ServeOptions", "build_app", "load_serve_backend"):
+    if name == "ServeOptions":  # no Ray, no FastAPI
+        from whisper_tune.serve import options
+
+        return options.ServeOptions
+    if name in ("build_app", "load_serve_backend"):
         from whisper_tune.serve import app
 
         return getattr(app, name)

@@ -9,14 +9,16 @@ Why this shape:
   ~30 audio-s/s at concurrency 32 although it runs ~600 audio-s/s in-process at batch 32
   (bench/serve_profile.py). Replicas of both scale with ``--replicas``; a ``Model`` replica
   takes a GPU when the cluster has one.
-- Limits are enforced before any expensive work: the body size from Content-Length and
-  then by counting streamed bytes (413, before parsing or decoding), the content checked
-  by decoding (415 not audio, 400 empty), a bounded queue in Serve
-  (``max_ongoing_requests`` + ``max_queued_requests``, rejected with 503 and
-  ``Retry-After``), an end-to-end deadline per request (408), and ``check_health`` so
-  Serve replaces a replica whose backend keeps failing.
-- Errors use OpenAI's ``{"error": {"message", "type", "param", "code"}}`` body, so the
-  official clients raise their usual exception classes.
+- Limits are enforced before any expensive work (``serve.limits`` says why each exists):
+  the body size (413) and upload deadlines (408) while the body arrives, outside the
+  transcription pool; the form fields (400); then a place in the pool (``max_ongoing_requests``
+  at work, ``max_queued_requests`` waiting, 503 + ``Retry-After`` beyond); the audio's decoded
+  length and size (413, ``DecodeLimits``), whether it is audio at all (415) and not empty (400);
+  an end-to-end deadline per request (408); and ``check_health``, so Serve replaces a replica
+  whose backend keeps failing. ``/healthz`` waits for no pool and ``Model`` keeps room for
+  its ``info`` calls, so health checks are answered while every place is taken.
+- Errors use OpenAI's ``{"error": {"message", "type", "param", "code"}}`` body, FastAPI's own
+  included; ``/docs`` is off (FastAPI's page loads Swagger from a CDN), ``/openapi.json`` stays.
 - The API key never travels in clear through Ray: replicas get its SHA-256 and compare
   digests with ``hmac.compare_digest`` (constant time).
 """
@@ -24,12 +26,11 @@ Why this shape:
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -41,56 +42,34 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from whisper_tune.inference import (
     Backend,
-    BackendOptions,
     DeadlineExceeded,
     Transcript,
     UnsupportedLanguageError,
     load_backend,
     normalize_language,
 )
-from whisper_tune.serve.audio import EmptyAudioError, NotAudioError, decode_audio_bytes
-from whisper_tune.serve.formats import MEDIA_TYPES, RESPONSE_FORMATS, render
+from whisper_tune.serve.audio import AudioTooLargeError, EmptyAudioError, NotAudioError, decode_audio_bytes
+from whisper_tune.serve.formats import MEDIA_TYPES, render
+from whisper_tune.serve.limits import (
+    Fields,
+    Pool,
+    UploadDeadline,
+    busy,
+    error,
+    install_error_handlers,
+    parse_fields,
+    parse_form,
+    read_body,
+)
+from whisper_tune.serve.options import ServeOptions, hash_api_key, run_inline
 
 __all__ = ["Model", "ServeOptions", "Transcriber", "build_app", "hash_api_key", "load_serve_backend"]
 
 log = logging.getLogger(__name__)
 
-
-def run_inline(inline_model: bool | None, device: str) -> bool:
-    """ServeOptions.inline_model resolved for a backend on ``device``."""
-    return device.startswith("cuda") if inline_model is None else inline_model
-
-
-def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-@dataclass
-class ServeOptions:
-    """Everything the deployment needs; picklable (it travels to every replica)."""
-
-    model: str
-    backend: str = "hf"  # hf | ct2
-    model_name: str | None = None  # name reported by /v1/models and in responses (default: from the spec)
-    api_key_sha256: str | None = None  # set -> every /v1/ call needs "Authorization: Bearer <key>"
-    max_body_mb: float = 25.0
-    max_batch_size: int = 8
-    batch_wait_s: float = 0.01  # how long a batch waits to fill; a lone request pays it as latency
-    # run the backend on the replica's event loop instead of a worker thread: requests that arrive
-    # during a batch queue up and form the next, bigger batch, instead of trickling in while the
-    # loop competes for the GIL with Python-heavy decoding; Model's other methods (health) wait
-    # meanwhile. None: inline on a GPU (a batch takes well under a second), threaded on a CPU
-    # (a 1-hour call takes minutes there and would outlast the health-check timeout).
-    inline_model: bool | None = None
-    max_ongoing_requests: int = 16  # per replica; >= max_batch_size so batches can fill
-    max_queued_requests: int = 32  # beyond this Serve answers 503 + Retry-After
-    retry_after_s: int = 2
-    request_timeout_s: float = 300.0  # end to end inside the replica -> 408
-    replicas: int = 1
-    num_gpus: float | None = None  # per replica; None: 1 when the cluster has GPUs, else 0
-    num_cpus: float | None = None  # per replica; None: Serve's default
-    health_failures: int = 3  # consecutive failed batches before check_health fails
-    backend_options: BackendOptions = field(default_factory=BackendOptions)
+HEALTH_TIMEOUT_S = 10.0  # /healthz: longest wait for a Model replica's info
+INFO_ROOM = 8  # places a Model replica keeps for info calls beyond the requests it batches
+LIGHT_ROOM = 16  # ingress places beyond uploads and the pool: /healthz, /v1/models, /, quick 503s
 
 
 @dataclass
@@ -110,23 +89,18 @@ class _Failure:
     message: str
 
 
-def _error(
-    status: int,
-    message: str,
-    *,
-    type_: str = "invalid_request_error",
-    param: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    body = {"error": {"message": message, "type": type_, "param": param, "code": status}}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
 def _page() -> str:
     return (resources.files("whisper_tune.serve") / "web" / "index.html").read_text(encoding="utf-8")
 
 
-api = FastAPI(title="whisper-tune", description="OpenAI-compatible Whisper transcription", docs_url="/docs")
+# /docs and /redoc off: FastAPI's pages load Swagger/ReDoc from a CDN (docs/serve.md)
+api = FastAPI(
+    title="whisper-tune",
+    description="OpenAI-compatible Whisper transcription",
+    docs_url=None,
+    redoc_url=None,
+)
+install_error_handlers(api)
 
 
 def load_serve_backend(opts: ServeOptions) -> Backend:
@@ -226,6 +200,9 @@ class Transcriber:
         self.model = model  # DeploymentHandle of Model
         self.created = int(time.time())
         self._info: dict[str, Any] | None = None
+        self.pool = Pool(opts.max_ongoing_requests, opts.max_queued_requests)
+        self.uploads = 0  # bodies being received now (not in the pool)
+        self.upload_deadline = UploadDeadline(opts.upload_timeout_s, opts.upload_min_kb_s, opts.upload_max_s)
 
     async def _model_info(self) -> dict[str, Any]:
         if self._info is None:
@@ -241,7 +218,7 @@ class Transcriber:
         got = hash_api_key(token.strip()) if scheme.lower() == "bearer" and token.strip() else ""
         if got and hmac.compare_digest(got.encode(), want.encode()):
             return None
-        return _error(
+        return error(
             401,
             "missing or wrong API key: send 'Authorization: Bearer <key>'",
             type_="authentication_error",
@@ -255,11 +232,16 @@ class Transcriber:
 
     @api.get("/healthz")
     async def healthz(self, request: Request) -> JSONResponse:
-        """Liveness for load balancers; ``?stats=1`` adds a Model replica's time split (features/model)."""
+        """Liveness for load balancers, outside the transcription pool; ``?stats=1`` adds a Model
+        replica's time split (features/model)."""
         try:
-            info = await asyncio.wait_for(self.model.info.remote(), timeout=30)
+            info = await asyncio.wait_for(self.model.info.remote(), timeout=HEALTH_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            reason = f"the model replica did not answer within {HEALTH_TIMEOUT_S:g} s"
+            return JSONResponse({"status": "unavailable", "reason": reason}, 503)
         except Exception as exc:  # the model replica is down or restarting
-            return JSONResponse({"status": "unavailable", "reason": f"{type(exc).__name__}: {exc}"}, 503)
+            reason = f"the model replica is unavailable ({type(exc).__name__})"
+            return JSONResponse({"status": "unavailable", "reason": reason}, 503)
         body = {k: info[k] for k in ("status", "model", "backend", "device", "precision")}
         if info["reason"]:
             body["reason"] = info["reason"]
@@ -289,112 +271,93 @@ class Transcriber:
                 self._transcribe_request(request, deadline), timeout=self.opts.request_timeout_s
             )
         except asyncio.TimeoutError:
-            return _error(
+            return error(
                 408,
                 f"the request did not finish within {self.opts.request_timeout_s:g} s",
                 type_="timeout_error",
             )
 
     # -- request handling -----------------------------------------------------------------------------
-    async def _read_body(self, request: Request) -> bytes | Response:
-        limit = int(self.opts.max_body_mb * 1024 * 1024)
-        too_big = _error(413, f"request body exceeds {self.opts.max_body_mb:g} MB", type_="request_too_large")
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            try:
-                if int(declared) > limit:
-                    return too_big
-            except ValueError:
-                return _error(400, f"bad Content-Length header {declared!r}")
-        body = bytearray()
-        async for chunk in request.stream():  # also bounds chunked uploads without Content-Length
-            body += chunk
-            if len(body) > limit:
-                return too_big
-        return bytes(body)
-
-    async def _parse_form(self, request: Request, body: bytes) -> Any:
-        sent = False
-
-        async def replay() -> dict[str, Any]:
-            nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        return await Request(request.scope, replay).form(max_files=1, max_fields=32)
-
     async def _transcribe_request(self, request: Request, deadline: float) -> Response:
         ctype = request.headers.get("content-type", "")
         if not ctype.lower().startswith("multipart/form-data"):
-            return _error(400, "send multipart/form-data with a 'file' field", param="file")
-        body = await self._read_body(request)
+            return error(400, "send multipart/form-data with a 'file' field", param="file")
+        if self.uploads >= self.opts.max_open_uploads:
+            return busy(
+                f"too many uploads in progress ({self.uploads}); retry in {self.opts.retry_after_s} s",
+                self.opts.retry_after_s,
+            )
+        self.uploads += 1
+        try:
+            body = await read_body(request, self.opts.max_body_mb, self.upload_deadline)
+        finally:
+            self.uploads -= 1
         if isinstance(body, Response):
             return body
         try:
-            form = await self._parse_form(request, body)
+            form = await parse_form(request, body)
         except (StarletteHTTPException, ValueError, KeyError) as exc:
-            return _error(400, f"malformed multipart body: {getattr(exc, 'detail', exc)}")
+            return error(400, f"malformed multipart body: {getattr(exc, 'detail', exc)}")
+        try:
+            return await self._transcribe_form(form, deadline)
+        finally:
+            await form.close()
+
+    async def _transcribe_form(self, form: Any, deadline: float) -> Response:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
-            return _error(400, "missing required field 'file' (an audio file)", param="file")
-        fmt = str(form.get("response_format") or "json")
-        if fmt not in RESPONSE_FORMATS:
-            return _error(
-                400, f"response_format must be one of {', '.join(RESPONSE_FORMATS)}", param="response_format"
-            )
-        grans = [
-            str(g)
-            for g in form.getlist("timestamp_granularities[]") + form.getlist("timestamp_granularities")
-        ]
-        bad = [g for g in grans if g != "segment"]
-        if bad:
-            return _error(
-                400,
-                f"timestamp_granularities {bad} not supported; use 'segment'",
-                param="timestamp_granularities",
-            )
-        if grans and fmt != "verbose_json":
-            return _error(
-                400,
-                "timestamp_granularities needs response_format=verbose_json",
-                param="timestamp_granularities",
-            )
-        language = str(form.get("language") or "") or None
-        prompt = str(form.get("prompt") or "") or None
+            return error(400, "missing required field 'file' (an audio file)", param="file")
+        fields = parse_fields(form)
+        if isinstance(fields, Response):
+            return fields
         info = await self._model_info()
         try:
             language = normalize_language(
-                language, multilingual=info["multilingual"], model_name=info["model"]
+                fields.language, multilingual=info["multilingual"], model_name=info["model"]
             )
         except UnsupportedLanguageError as exc:
-            return _error(400, str(exc), param="language")
+            return error(400, str(exc), param="language")
         data = await upload.read()
         name = upload.filename or "file"
-        await form.close()
         if not data:
-            return _error(400, f"{name}: the file is empty", param="file")
+            return error(400, f"{name}: the file is empty", param="file")
+        if not self.pool.admit():
+            return busy(
+                f"the server is busy ({self.pool.running} requests at work, {self.pool.waiting} waiting); "
+                f"retry in {self.opts.retry_after_s} s",
+                self.opts.retry_after_s,
+            )
+        async with self.pool:  # decoding and the model: at most max_ongoing_requests at once
+            return await self._run(data, name, language, fields, deadline, info["model"])
+
+    async def _run(
+        self, data: bytes, name: str, language: str | None, fields: Fields, deadline: float, model: str
+    ) -> Response:
         try:
-            audio = await asyncio.to_thread(decode_audio_bytes, data, name=name)
+            audio = await asyncio.to_thread(
+                decode_audio_bytes, data, name=name, limits=self.opts.decode_limits
+            )
+        except AudioTooLargeError as exc:
+            return error(413, str(exc), type_="request_too_large", param="file")
         except NotAudioError as exc:
-            return _error(415, str(exc), type_="unsupported_media_type", param="file")
+            return error(415, str(exc), type_="unsupported_media_type", param="file")
         except EmptyAudioError as exc:
-            return _error(400, str(exc), param="file")
+            return error(400, str(exc), param="file")
+        fmt = fields.response_format
         result = await self.model.transcribe.remote(
-            _Job(audio, language, prompt, fmt in ("verbose_json", "srt", "vtt"), deadline)
+            _Job(audio, language, fields.prompt, fmt in ("verbose_json", "srt", "vtt"), deadline)
         )
         if isinstance(result, _Failure):
             if result.kind == "deadline":
-                return _error(
+                return error(
                     408, f"the request did not finish in time: {result.message}", type_="timeout_error"
                 )
-            return _error(500, f"transcription failed: {result.message}", type_="server_error")
+            return error(500, f"transcription failed: {result.message}", type_="server_error")
         rendered = render(result, fmt)
-        headers = {"X-Whisper-Tune-Model": info["model"]}
+        headers = {"X-Whisper-Tune-Model": model}
         if isinstance(rendered, dict):
             if fmt == "verbose_json":
-                rendered["model"] = info["model"]
+                rendered["model"] = model
             return JSONResponse(rendered, headers=headers)
         return PlainTextResponse(rendered, media_type=MEDIA_TYPES[fmt], headers=headers)
 
@@ -424,14 +387,18 @@ def build_app(opts: ServeOptions) -> Any:
         ingress_actor["num_cpus"] = opts.num_cpus
     model = Model.options(  # type: ignore[attr-defined]
         num_replicas=opts.replicas,
-        # every request the ingress admits may wait here, so batches can fill
-        max_ongoing_requests=max(opts.max_ongoing_requests, 2 * opts.max_batch_size, 1),
+        # every request the ingress's pool admits may wait here, so batches can fill; plus room
+        # for info calls (/healthz), so they never queue behind transcriptions
+        max_ongoing_requests=max(opts.max_ongoing_requests, 2 * opts.max_batch_size, 1) + INFO_ROOM,
         ray_actor_options=model_actor,
     ).bind(opts)
+    # Serve's own limit sits above the ingress's (uploads + pool + light routes), which answer
+    # with OpenAI's JSON error first; Ray's plain-text 503 comes only past twice that
+    places = max(opts.max_open_uploads, 1) + max(opts.max_ongoing_requests, 1) + opts.max_queued_requests
     ingress = Transcriber.options(  # type: ignore[attr-defined]
         num_replicas=opts.replicas,
-        max_ongoing_requests=max(opts.max_ongoing_requests, 1),
-        max_queued_requests=opts.max_queued_requests,
+        max_ongoing_requests=places + LIGHT_ROOM,
+        max_queued_requests=places + LIGHT_ROOM,
         backpressure_config={"status_code": 503, "retry_after_s": opts.retry_after_s},
         ray_actor_options=ingress_actor,
     )

@@ -1,9 +1,9 @@
 """``whisper-tune serve``: run the transcription service on this machine or a Ray cluster.
 
 Why the host rule: the endpoint runs models on uploaded audio, so it binds 127.0.0.1
-unless told otherwise, and binding any other address without an API key is refused
-(the key is read from an environment variable, never from the command line, so it does
-not show up in ``ps`` or shell history).
+unless told otherwise, and binding any other address without an API key, or with one
+shorter than 16 characters (guessable), is refused (the key is read from an environment
+variable, never from the command line, so it does not show up in ``ps`` or shell history).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from whisper_tune.errors import UserError
 
 if TYPE_CHECKING:
-    from whisper_tune.serve.app import ServeOptions
+    from whisper_tune.serve.options import ServeOptions
 
 __all__ = ["INLINE_MODEL_FLAGS", "register", "run_serve", "serve_options", "check_bind", "is_loopback"]
 
@@ -49,6 +49,13 @@ def check_bind(host: str, api_key_env: str | None) -> str | None:
         raise UserError(
             f"refusing to listen on {host} without an API key: set one in an environment variable and pass "
             "--api-key-env VAR (clients then send 'Authorization: Bearer <key>'), or keep --host 127.0.0.1"
+        )
+    from whisper_tune.serve.options import MIN_API_KEY_CHARS
+
+    if key and not is_loopback(host) and len(key) < MIN_API_KEY_CHARS:
+        raise UserError(
+            f"refusing to listen on {host} with a {len(key)}-character API key from {api_key_env}: "
+            f"use at least {MIN_API_KEY_CHARS} characters (e.g. `openssl rand -hex 16`)"
         )
     return key
 
@@ -86,6 +93,41 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-queued", type=int, default=32, help="queued requests before 503 + Retry-After")
     p.add_argument("--timeout-s", type=float, default=300.0, help="per-request deadline (408 after it)")
     p.add_argument(
+        "--upload-timeout-s",
+        type=float,
+        default=10.0,
+        help="seconds an upload's body gets to start; a stalled upload gets 408 (see --upload-min-kbps)",
+    )
+    p.add_argument(
+        "--upload-min-kbps",
+        type=float,
+        default=50.0,
+        help="slowest accepted upload, KB/s: each KB received extends the upload deadline by 1/rate s",
+    )
+    p.add_argument("--upload-max-s", type=float, default=120.0, help="longest any upload may take (408)")
+    p.add_argument(
+        "--max-open-uploads", type=int, default=64, help="uploads arriving at once per replica (503 beyond)"
+    )
+    p.add_argument(
+        "--max-audio-minutes",
+        type=float,
+        default=120.0,
+        help="longest accepted audio, decoded (413 above; checked from the file header first)",
+    )
+    p.add_argument(
+        "--max-decoded-mb",
+        type=float,
+        default=460.8,
+        help="most decoded float32 samples per file, all channels at the file's rate "
+        "(default: 2 h of 16 kHz mono; 413 above)",
+    )
+    p.add_argument(
+        "--speech-gate",
+        choices=("on", "off"),
+        default="on",
+        help="on: silent audio and clips under 0.1 s get empty text without reaching the model",
+    )
+    p.add_argument(
         "--inline-model",
         choices=tuple(INLINE_MODEL_FLAGS),
         default="auto",
@@ -110,15 +152,27 @@ def register(subparsers: Any) -> None:
 
 def serve_options(args: argparse.Namespace) -> ServeOptions:
     """Check the arguments (bind rule included) and turn them into the deployment's options."""
-    from whisper_tune.inference import BackendOptions
-    from whisper_tune.serve.app import ServeOptions, hash_api_key
+    from whisper_tune.data.audio import DecodeLimits
+    from whisper_tune.inference import BackendOptions, DecodeOptions, SpeechGate
+    from whisper_tune.serve.options import ServeOptions, hash_api_key
 
     if args.replicas < 1:
         raise UserError(f"--replicas must be >= 1, got {args.replicas}")
     if args.batch_wait_ms < 0:
         raise UserError(f"--batch-wait-ms must be >= 0, got {args.batch_wait_ms}")
-    if args.max_body_mb <= 0:
-        raise UserError(f"--max-body-mb must be > 0, got {args.max_body_mb}")
+    for flag in (
+        "max_body_mb",
+        "upload_timeout_s",
+        "upload_min_kbps",
+        "upload_max_s",
+        "max_audio_minutes",
+        "max_decoded_mb",
+    ):
+        value = getattr(args, flag)
+        if not value > 0 or value == float("inf"):
+            raise UserError(f"--{flag.replace('_', '-')} must be a number > 0, got {value}")
+    if args.max_open_uploads < 1:
+        raise UserError(f"--max-open-uploads must be >= 1, got {args.max_open_uploads}")
     key = check_bind(args.host, args.api_key_env)
     return ServeOptions(
         model=args.model,
@@ -132,6 +186,13 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
         max_ongoing_requests=max(16, 2 * args.max_batch_size),
         max_queued_requests=args.max_queued,
         request_timeout_s=args.timeout_s,
+        upload_timeout_s=args.upload_timeout_s,
+        upload_min_kb_s=args.upload_min_kbps,
+        upload_max_s=args.upload_max_s,
+        max_open_uploads=args.max_open_uploads,
+        decode_limits=DecodeLimits(
+            max_duration_s=args.max_audio_minutes * 60.0, max_decoded_mb=args.max_decoded_mb
+        ),
         replicas=args.replicas,
         num_gpus=0.0 if args.device == "cpu" else None,  # None: one GPU a replica when present
         backend_options=BackendOptions(
@@ -139,6 +200,7 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
             dtype=args.dtype,
             compute_type=args.compute_type,
             batch_size=args.max_batch_size,
+            decode=DecodeOptions(gate=SpeechGate() if args.speech_gate == "on" else None),
         ),
     )
 
