@@ -23,8 +23,9 @@ Why this shape:
   digests with ``hmac.compare_digest`` (constant time).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: Ray Serve copies the ingress class with
+# cloudpickle, which keeps only the globals its methods' code names, so FastAPI could not resolve
+# a string annotation such as "Request" and took ``request`` for a required query parameter.
 import asyncio
 import hmac
 import logging

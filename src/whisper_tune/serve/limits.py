@@ -83,7 +83,11 @@ def install_error_handlers(api: FastAPI) -> None:
         return error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
 
     async def validation_error(request: Request, exc: Exception) -> Response:
-        return error(400, "invalid request parameters")
+        assert isinstance(exc, RequestValidationError)
+        what = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()[:5]
+        )
+        return error(400, f"invalid request parameters ({what})")
 
     async def crash(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s", request.url.path)

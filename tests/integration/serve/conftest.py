@@ -2,7 +2,8 @@
 
 Why session-scoped: Ray + Serve start-up costs 10-20 s on two cores; three small
 applications share it under different route prefixes:
-- ``/hf``: real tiny.en, Transformers backend (fp32 on CPU)
+- ``/hf``: real tiny.en, Transformers backend (fp32 on CPU), serve's defaults (speech gate on)
+  but a 3 s upload timeout
 - ``/ct2``: real tiny.en, CTranslate2 backend (int8 on CPU)
 - ``/limits``: a random toy Whisper with tight limits and an API key, for the error codes
 
@@ -69,7 +70,8 @@ def serve_env(tiny_model_dir: Path) -> Iterator[ServeEnv]:
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         common = {"num_cpus": 0.0, "num_gpus": 0.0, "batch_wait_s": 0.05}
-        hf = ServeOptions(model="tiny.en", backend="hf", **common)
+        # 3 s to start a body (default 10 s), so the stalled-upload test waits less for its 408s
+        hf = ServeOptions(model="tiny.en", backend="hf", upload_timeout_s=3.0, **common)
         ct2 = ServeOptions(model="tiny.en", backend="ct2", **common)
         limits = ServeOptions(
             model=str(tiny_model_dir),

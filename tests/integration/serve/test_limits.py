@@ -72,6 +72,7 @@ def test_415_not_audio(serve_env: ServeEnv) -> None:
         serve_env, headers=AUTH, files={"file": ("notes.txt", b"just some text, no audio" * 40, "text/plain")}
     )
     assert r.status_code == 415 and "notes.txt: not a supported audio file" in err(r)
+    assert "object at 0x" not in err(r) and "<_io" not in err(r)
 
 
 def test_400_empty_missing_and_bad_fields(serve_env: ServeEnv) -> None:
@@ -119,4 +120,6 @@ def test_503_with_retry_after_when_the_queue_is_full(serve_env: ServeEnv) -> Non
     rejected = [r for r in codes if r.status_code == 503]
     assert len(rejected) >= 4, statuses  # 1 running + 1 queued; the rest are turned away
     assert all(r.headers.get("retry-after") == "3" for r in rejected)
+    for r in rejected:  # OpenAI's JSON error, not Serve's plain text
+        assert r.json()["error"]["code"] == 503 and "retry in 3 s" in r.json()["error"]["message"], r.text
     assert set(statuses) <= {408, 503}, statuses

@@ -212,3 +212,31 @@ def test_serve_options_turn_the_speech_gate_on() -> None:
     from whisper_tune.inference import SpeechGate
 
     assert ServeOptions(model="m").backend_options.decode.gate == SpeechGate()
+
+
+def test_uploads_beyond_max_open_uploads_get_503_at_once() -> None:
+    r = ingress(max_open_uploads=2, upload_timeout_s=0.5, retry_after_s=1)
+
+    def stalled() -> Request:
+        async def receive() -> dict[str, Any]:
+            await asyncio.sleep(3600)
+            return {"type": "http.disconnect"}
+
+        headers = [(b"content-type", b"multipart/form-data; boundary=x")]
+        return Request(
+            {"type": "http", "method": "POST", "path": "/", "headers": headers, "query_string": b""}, receive
+        )
+
+    async def scenario() -> tuple[Any, list[Any], float]:
+        held = [asyncio.create_task(r.transcriptions(stalled())) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        assert r.uploads == 2
+        t0 = time.monotonic()
+        third = await r.transcriptions(stalled())
+        quick = time.monotonic() - t0
+        return third, await asyncio.gather(*held), quick
+
+    third, held, quick = asyncio.run(scenario())
+    assert third.status_code == 503 and third.headers["retry-after"] == "1" and quick < 0.1
+    assert "too many uploads in progress (2)" in body(third)["error"]["message"]
+    assert [h.status_code for h in held] == [408, 408] and r.uploads == 0
