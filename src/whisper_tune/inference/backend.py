@@ -311,4 +311,6 @@ class Backend(ABC):
     def warmup(self) -> None:
         """One tiny decode so the first request does not pay for lazy initialisation."""
         bank = FeatureBank([np.zeros(SAMPLE_RATE // 2, dtype=np.float32)], cache=False)
-        self.transcribe_bank(bank, replace(self.opts.decode, max_new_tokens=2, language=None, prompt=None))
+        # gate=None: the gate would skip this silent clip and leave the model cold
+        warm = replace(self.opts.decode, max_new_tokens=2, language=None, prompt=None, gate=None)
+        self.transcribe_bank(bank, warm)

@@ -139,3 +139,12 @@ def test_prompt_is_cut_to_its_last_tokens(proc: Any) -> None:
     short = backend(proc)
     run(short, [tone(1.0)], None, prompt="Zelle, APR")
     assert short.model.prompts[0][1:] == proc.tokenizer.encode(" Zelle, APR", add_special_tokens=False)
+
+
+def test_warmup_reaches_the_model_even_with_a_gate(proc: Any) -> None:
+    """The warm-up decodes half a second of zeros: the gate must not skip it (cold first request)."""
+    opts = BackendOptions(batch_size=4, decode=DecodeOptions(gate=SpeechGate()))
+    b = HFBackend(HelloWhisper(proc.tokenizer), proc, "hello", opts)
+    b.warmup()
+    assert b.model.rows == 1 and b.stats["batches"] == 1
+    assert b.opts.decode.gate == SpeechGate()  # requests still get the gate
