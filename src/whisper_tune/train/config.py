@@ -89,6 +89,7 @@ class DataSection:
     guard: str = "builtin"
     max_guard_samples: int | None = None
     timestamp_share: float = 0.0  # share of training clips with timestamped labels (data/timestamps.py)
+    pack_share: float = 0.0  # share of training clips packed into full 30 s windows (data/packing.py)
 
     def __post_init__(self) -> None:
         if not self.train:
@@ -104,6 +105,7 @@ class DataSection:
         _positive("data.num_workers", self.num_workers)
         _positive("data.max_guard_samples", self.max_guard_samples)
         _fraction("data.timestamp_share", self.timestamp_share)
+        _fraction("data.pack_share", self.pack_share)
         if not str(self.guard).strip():
             raise ConfigError(
                 "data.guard: empty; use 'builtin', a general-speech manifest, or 'none' to run without a guard"
@@ -369,6 +371,17 @@ class JobConfig:
                 "train.deepspeed: train.cache_encoder_outputs cannot run the encoder outside a ZeRO-3 engine; "
                 "use zero2 or none"
             )
+        if self.data.pack_share > 0:
+            if t.cache_encoder_outputs:
+                raise ConfigError(
+                    "data.pack_share: packed windows are for a trainable encoder; "
+                    "train.cache_encoder_outputs caches per clip -- turn one off"
+                )
+            if t.short_audio or (t.encoder_frames is not None and t.encoder_frames < 3000):
+                raise ConfigError(
+                    "data.pack_share: packed windows fill the full 30 s context; "
+                    "drop train.short_audio / train.encoder_frames"
+                )
         if self.scaling.use_gpu is False:
             self.check_cpu_compatible()
 

@@ -8,17 +8,21 @@ part. The data pipeline itself (manifest checks, log-mel features) is ``whisper_
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
 
+from whisper_tune.data.packing import PackedDataset
 from whisper_tune.errors import DataError
 from whisper_tune.train import _deps
 from whisper_tune.train.config import JobConfig
 from whisper_tune.train.fastpath import FULL_FRAMES, choose_encoder_frames
 from whisper_tune.train.guard import resolve_guard_manifest
 
-__all__ = ["context_frames", "item_ids", "item_lengths", "limit", "load_data", "load_guard"]
+__all__ = ["context_frames", "item_ids", "item_lengths", "limit", "load_data", "load_guard", "pack"]
+
+log = logging.getLogger(__name__)
 
 
 def load_data(job: JobConfig, processor: Any, feature_cache: str | None) -> tuple[Any, Any]:
@@ -123,3 +127,26 @@ def limit(dataset: Any, n: int | None) -> Any:
     if n is None or n >= len(dataset):
         return dataset
     return torch.utils.data.Subset(dataset, range(n))
+
+
+def pack(job: JobConfig, train: Any, tokenizer: Any) -> Any:
+    """``train`` with ``data.pack_share`` of its clips packed into full windows (data/packing.py)."""
+    if job.data.pack_share <= 0:
+        return train
+    packed = PackedDataset(
+        train,
+        tokenizer,
+        job.data.pack_share,
+        max_frames=FULL_FRAMES - job.train.encoder_margin_frames,
+        max_label_tokens=job.data.max_label_tokens,
+        seed=job.train.seed,
+    )
+    groups = packed.plan.groups
+    log.info(
+        "packing: %d of %d train clips in %d full windows; %d training items",
+        packed.plan.packed_clips,
+        sum(len(g) for g in groups),
+        sum(1 for g in groups if len(g) > 1),
+        len(packed),
+    )
+    return packed

@@ -232,6 +232,7 @@ def load_datasets(worker: Worker, model: ModelState) -> Datasets:
     feature_cache = job.data.feature_cache or str(worker.cfg.run_dir / run_files.FEATURES_DIR)
     train_data, eval_data = inputs.load_data(job, model.processor, feature_cache)
     train = inputs.limit(train_data.dataset, job.data.max_train_samples)
+    train = inputs.pack(job, train, model.processor.tokenizer)
     evaluation = inputs.limit(eval_data.dataset, job.data.max_eval_samples)
     # Audio lengths for length-grouped batches, read before any wrapping (encoder cache).
     lengths = inputs.item_lengths(train) if job.train.group_by_length else None
