@@ -28,6 +28,8 @@ import numpy as np
 __all__ = ["PackPlan", "PackedDataset", "plan_packs"]
 
 PAUSE_FRAMES = (30, 80)  # 0.3-0.8 s between packed clips (10 ms frames)
+# one training item: the clips it holds, the pause frames between them, its label ids
+_Item = tuple[tuple[int, ...], tuple[int, ...], list[int]]
 
 
 @dataclass(frozen=True)
@@ -123,10 +125,11 @@ class PackedDataset:
         self._tokenizer = tokenizer
         self.max_label_tokens = int(max_label_tokens)
         self.plan = plan_packs(self._frames, packable, share, max_frames, seed)
-        self._items = [
-            self._split_if_too_long(g, p) for g, p in zip(self.plan.groups, self.plan.pauses, strict=True)
+        self._items: list[_Item] = [
+            item
+            for g, p in zip(self.plan.groups, self.plan.pauses, strict=True)
+            for item in self._split_if_too_long(g, p)
         ]
-        self._items = [item for sub in self._items for item in sub]
 
     # ------------------------------------------------------------------ labels
     def _text_tokens(self, i: int) -> list[int]:
@@ -140,9 +143,7 @@ class PackedDataset:
         body = self._tokenizer.encode(" ".join(t for t in texts if t), add_special_tokens=False)
         return [*prefix, *body, self._eot]
 
-    def _split_if_too_long(
-        self, group: tuple[int, ...], pauses: tuple[int, ...]
-    ) -> list[tuple[tuple[int, ...], tuple[int, ...], list[int]]]:
+    def _split_if_too_long(self, group: tuple[int, ...], pauses: tuple[int, ...]) -> list[_Item]:
         """Groups whose joined transcript exceeds ``max_label_tokens`` are halved until they fit."""
         if len(group) == 1:
             return [(group, (), list(self._labels[group[0]]))]
