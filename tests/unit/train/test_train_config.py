@@ -56,6 +56,13 @@ def test_defaults_round_trip(tmp_path: Path) -> None:
         ({"data": {"max_label_tokens": 500}}, "data.max_label_tokens"),
         ({"data": {"eval": ""}}, "data.eval"),
         ({"lora": {"r": 4}}, "lora"),
+        ({"data": {"pack_share": 1.5}}, "data.pack_share"),
+        (
+            {"data": {"pack_share": 0.5}, "train": {"strategy": "decoder", "cache_encoder_outputs": True}},
+            "data.pack_share",
+        ),
+        ({"data": {"pack_share": 0.5}, "train": {"short_audio": True}}, "data.pack_share"),
+        ({"data": {"pack_share": 0.5}, "train": {"encoder_frames": 1000}}, "data.pack_share"),
     ],
 )
 def test_invalid_configs_name_the_key(sections: dict[str, Any], key: str) -> None:

@@ -53,6 +53,18 @@ def test_encoder_freezes_the_decoder_and_its_output_projection() -> None:
     assert 0 < info.trainable_params < info.total_params
 
 
+def test_cross_attention_trains_only_the_decoders_cross_attention() -> None:
+    model, info = apply_strategy(_fresh(), TrainSection(strategy="cross_attention"))
+    wanted = set()
+    for layer in model.get_decoder().layers:
+        wanted |= {id(p) for p in layer.encoder_attn.parameters()}
+        wanted |= {id(p) for p in layer.encoder_attn_layer_norm.parameters()}
+    assert wanted
+    for p in model.parameters():
+        assert p.requires_grad == (id(p) in wanted)
+    assert info.trainable_params == sum(p.numel() for p in model.parameters() if id(p) in wanted)
+
+
 def test_lora_trains_only_adapters_and_spec_augment_is_configured() -> None:
     train = TrainSection(
         strategy="lora", lora=LoraSection(r=4, alpha=8), spec_augment=True, mask_time_prob=0.1
