@@ -56,7 +56,7 @@ class DemoConfig:
         0.0  # training clips with timestamped labels (data.timestamp_share; docs/forgetting.md)
     )
     kl_to_base: float = 0.0  # KL(base || tuned) weight (train.kl_to_base)
-    pack_share: float = 0.5  # clips packed into full 30 s windows (data.pack_share), for long recordings
+    pack_share: float = 0.0  # clips packed into 30 s windows (data.pack_share); 0.5 cost guard WER here
     ct2_export: bool = True
     extra_overrides: list[str] = field(default_factory=list)
 

@@ -21,16 +21,22 @@ def test_demo_job_config_is_valid(tmp_path: Path, size: str) -> None:
     # the measured winner (docs/forgetting.md): encoder-only, no cache (the encoder learns)
     assert job.train.strategy == "encoder" and not job.train.cache_encoder_outputs
     assert job.run.interpolate and job.data.guard == "builtin"
-    steps = 16 * cfg.epochs
+    steps = 25 * cfg.epochs
     assert job.train.warmup_steps == max(1, round(steps / 5))
     assert job.train.save_steps % job.train.eval_steps == 0
-    # 800 clips, half of them packed 4.9 to a 30 s window: 482 items / (2 workers x 16) = 16 steps
-    # per epoch, one eval (and checkpoint) per epoch
-    assert job.data.pack_share == cfg.pack_share == 0.5
-    assert job.train.eval_steps == 16
+    # 800 clips / (2 workers x 16) = 25 steps per epoch: one eval (and checkpoint) per epoch
+    assert job.data.pack_share == cfg.pack_share == 0.0
+    assert job.train.eval_steps == 25
     assert job.scaling.num_workers == cfg.workers
     assert job.data.train.endswith("train.jsonl") and job.data.eval.endswith("validation.jsonl")
     assert job.run.storage_path == str(Path(cfg.out) / "runs")
+
+
+def test_demo_steps_follow_packing(tmp_path: Path) -> None:
+    cfg = DemoConfig(out=str(tmp_path), pack_share=0.5)
+    job = from_dict(JobConfig, job_config_dict(cfg, tmp_path, train_clips=800, use_gpu=False))
+    # 400 clips packed 4.9 to a window (measured: 400 in 82) + 400 single = 482 items = 16 steps
+    assert job.data.pack_share == 0.5 and job.train.eval_steps == 16
 
 
 def test_demo_overrides_are_validated(tmp_path: Path) -> None:
