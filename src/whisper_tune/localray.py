@@ -17,25 +17,37 @@ minute after its driver was SIGKILLed. This module starts it so that:
   the dead GCS before they exit. A small watchdog (this file run as a script, stdlib only) polls
   the session's process tree every second and, once the driver is gone, sends SIGTERM and then
   SIGKILL to whatever is left. It exits by itself when Ray shuts down normally.
+- the training processes Ray Train starts stay on loopback too. PyTorch's rendezvous store
+  (``TCPStore``, on rank 0) always listens on the wildcard address, whatever ``MASTER_ADDR``
+  says; the worker set-up hook below makes torch create it on a socket bound to the
+  (loopback) ``MASTER_ADDR`` instead (torch's own ``master_listen_fd`` option), patching
+  ``torch.distributed.rendezvous`` only when a worker imports it, so Ray's helper actors do not
+  pay for a torch import. Gloo and NCCL pick their interface from ``GLOO_SOCKET_IFNAME`` /
+  ``NCCL_SOCKET_IFNAME`` (NCCL skips ``lo`` by default): set to ``lo`` unless already set.
 - a Ray installed without the dashboard's packages (``ray`` rather than ``ray[default]``)
   starts without the dashboard, with one warning, instead of raising "Cannot include dashboard
   with missing packages". Without the dashboard Ray's State API is gone, and Train V2's
   placement-group cleaner would log "Failed to query Ray Train Controller actor state" every
-  second: a worker set-up hook filters exactly that line out of Ray's workers.
+  second: the same worker set-up hook filters exactly that line out of Ray's workers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 __all__ = [
@@ -46,9 +58,11 @@ __all__ = [
     "LocalRay",
     "LocalRayOptions",
     "dashboard_dependency_error",
+    "bind_torch_store_to_loopback",
     "quiet_train_state_api",
     "start_local_ray",
     "start_reaper",
+    "worker_setup",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,7 +75,10 @@ TRAIN_STATE_API_NOISE = "Failed to query Ray Train Controller actor state"
 TRAIN_STATE_API_LOGGER = "ray.train.v2._internal.execution.controller.placement_group_cleaner"
 _NO_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": node address stays loopback
 _DASHBOARD_MISSING = "Cannot include dashboard with missing packages"
-_QUIET_HOOK = f"{__name__}.quiet_train_state_api"
+_WORKER_HOOK = f"{__name__}.worker_setup"
+_LOOPBACK_IFNAME = {"GLOO_SOCKET_IFNAME": "lo", "NCCL_SOCKET_IFNAME": "lo"}  # Linux's loopback
+_RENDEZVOUS = "torch.distributed.rendezvous"
+_STORE_FACTORY = "_create_c10d_store"
 _REAPER_POLL_S = 1.0
 _REAPER_GRACE_S = 2.0
 
@@ -104,7 +121,7 @@ class _DropStateApiNoise(logging.Filter):
 
 
 def quiet_train_state_api() -> None:
-    """Worker set-up hook: drop Train V2's once-a-second State-API warning (no dashboard).
+    """Drop Train V2's once-a-second State-API warning (it comes only without the dashboard).
 
     By logger name, so a Serve replica does not import Ray Train for it; a unit test checks
     the name against Ray's module.
@@ -112,6 +129,85 @@ def quiet_train_state_api() -> None:
     logger = logging.getLogger(TRAIN_STATE_API_LOGGER)
     if not any(isinstance(f, _DropStateApiNoise) for f in logger.filters):
         logger.addFilter(_DropStateApiNoise())
+
+
+def _loopback_store(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``_create_c10d_store`` whose rank-0 server listens on the loopback host it was given."""
+
+    def create(
+        hostname: str, port: int, rank: int, world_size: int, timeout: Any, *args: Any, **kw: Any
+    ) -> Any:
+        use_libuv = bool(args[0]) if args else bool(kw.get("use_libuv", True))
+        agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == str(True)
+        if rank != 0 or agent_store or hostname not in ("127.0.0.1", "localhost", "::1"):
+            return original(hostname, port, rank, world_size, timeout, *args, **kw)
+        from torch.distributed import TCPStore
+
+        family, kind, proto, _, address = socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(socket.SOMAXCONN)
+        return TCPStore(
+            host_name=hostname,
+            port=port,
+            world_size=world_size,
+            is_master=True,
+            timeout=timeout,
+            multi_tenant=True,
+            master_listen_fd=sock.detach(),  # the store owns the socket from here on
+            use_libuv=use_libuv,
+        )
+
+    create.whisper_tune_loopback = True  # type: ignore[attr-defined]
+    return create
+
+
+def _patch_rendezvous(module: ModuleType) -> None:
+    original = getattr(module, _STORE_FACTORY, None)
+    if callable(original) and not getattr(original, "whisper_tune_loopback", False):
+        setattr(module, _STORE_FACTORY, _loopback_store(original))
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Runs ``patch(module)`` right after ``name`` is first imported (and then steps aside)."""
+
+    def __init__(self, name: str, patch: Callable[[ModuleType], None]) -> None:
+        self.name, self.patch = name, patch
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)  # the real finders locate it
+        spec = importlib.util.find_spec(fullname)
+        loader = spec.loader if spec is not None else None
+        if spec is None or loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run, patch = loader.exec_module, self.patch
+
+        def exec_module(module: ModuleType) -> None:
+            run(module)
+            patch(module)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def bind_torch_store_to_loopback() -> None:
+    """Make torch's rendezvous store listen on its loopback ``MASTER_ADDR`` (now or on import)."""
+    module = sys.modules.get(_RENDEZVOUS)
+    if module is not None:
+        _patch_rendezvous(module)
+    elif not any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport(_RENDEZVOUS, _patch_rendezvous))
+
+
+def worker_setup() -> None:
+    """Ray worker set-up hook of the local Ray: every worker process runs it once at start."""
+    quiet_train_state_api()
+    bind_torch_store_to_loopback()
 
 
 @contextlib.contextmanager
@@ -150,10 +246,15 @@ def _init_kwargs(opts: LocalRayOptions, dashboard: bool) -> dict[str, Any]:
     if opts.logging_level is not None:
         kw["logging_level"] = opts.logging_level
     runtime_env = dict(opts.runtime_env or {})
-    if not dashboard:
-        runtime_env.setdefault("worker_process_setup_hook", _QUIET_HOOK)
-    if runtime_env:
-        kw["runtime_env"] = runtime_env
+    runtime_env.setdefault("worker_process_setup_hook", _WORKER_HOOK)
+    env_vars = dict(runtime_env.get("env_vars") or {})
+    if sys.platform.startswith("linux"):
+        for name, value in _LOOPBACK_IFNAME.items():
+            if name not in os.environ:  # a user's own choice wins
+                env_vars.setdefault(name, value)
+    if env_vars:
+        runtime_env["env_vars"] = env_vars
+    kw["runtime_env"] = runtime_env
     return kw
 
 

@@ -88,7 +88,7 @@ def test_missing_dashboard_packages_fall_back_with_one_warning(
     out = localray.start_local_ray(localray.LocalRayOptions(dashboard=True))
     (kw,) = fake_ray.calls
     assert kw["include_dashboard"] is False and "dashboard_port" not in kw
-    assert kw["runtime_env"]["worker_process_setup_hook"] == "whisper_tune.localray.quiet_train_state_api"
+    assert kw["runtime_env"]["worker_process_setup_hook"] == "whisper_tune.localray.worker_setup"
     assert out.dashboard_url is None
     (warning,) = _warnings(caplog)
     assert "aiohttp_cors" in warning and "without it" in warning
@@ -121,10 +121,46 @@ def test_other_start_errors_are_not_swallowed(monkeypatch: pytest.MonkeyPatch) -
     assert len(fake.calls) == 1
 
 
-def test_no_dashboard_keeps_callers_runtime_env(fake_ray: _FakeRay) -> None:
+def test_runtime_env_adds_the_hook_and_loopback_interfaces(
+    fake_ray: _FakeRay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GLOO_SOCKET_IFNAME", raising=False)
+    monkeypatch.setenv("NCCL_SOCKET_IFNAME", "eth1")  # the user's choice wins
     localray.start_local_ray(localray.LocalRayOptions(runtime_env={"env_vars": {"A": "1"}}))
     (kw,) = fake_ray.calls
-    assert kw["runtime_env"]["env_vars"] == {"A": "1"} and "worker_process_setup_hook" in kw["runtime_env"]
+    assert kw["runtime_env"]["worker_process_setup_hook"] == "whisper_tune.localray.worker_setup"
+    assert kw["runtime_env"]["env_vars"] == {"A": "1", "GLOO_SOCKET_IFNAME": "lo"}
+
+
+_STORE_PROBE = textwrap.dedent(
+    """
+    import sys
+    from datetime import timedelta
+    import psutil
+    from whisper_tune.localray import worker_setup
+    from whisper_tune.net import free_loopback_port
+    worker_setup()
+    assert "torch" not in sys.modules  # nothing imported until a worker needs it
+    import torch.distributed  # imports the rendezvous module, and the hook patches it
+    rendezvous = sys.modules["torch.distributed.rendezvous"]
+    assert rendezvous._create_c10d_store.whisper_tune_loopback
+    port = free_loopback_port()
+    store = rendezvous._create_c10d_store("127.0.0.1", port, 0, 1, timedelta(seconds=30))
+    store.set("k", "v")
+    assert store.get("k") == b"v"
+    print(sorted({c.laddr.ip for c in psutil.Process().net_connections("tcp")
+                  if c.status == psutil.CONN_LISTEN and c.laddr.port == port}))
+    """
+)
+
+
+def test_torch_rendezvous_store_listens_on_loopback_only() -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(localray.__file__).parents[1])}
+    out = subprocess.run(
+        [sys.executable, "-c", _STORE_PROBE], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "['127.0.0.1']"  # torch alone listens on '::'
 
 
 def test_train_state_api_noise_is_filtered_by_the_right_logger() -> None:
