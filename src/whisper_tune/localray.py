@@ -10,8 +10,11 @@ minute after its driver was SIGKILLed. This module starts it so that:
   by default, ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``); with it on, the node's address stays
   127.0.0.1 and Ray binds each server to the node's address. The switch is set for the
   ``ray.init`` call only (the processes it spawns inherit it), so a later connection to a real
-  cluster from the same process is unaffected. Measured with ``ss -ltnp``: no socket of Ray's
-  is left off loopback (``NON_LOOPBACK_ALLOWED`` is empty; tests/integration/localray checks it).
+  cluster from the same process is unaffected. Measured with ``ss -ltnp``: one socket per Serve
+  replica is left on every interface, its inter-deployment gRPC server, which Ray Serve 2.60
+  binds to ``[::]:0`` in code (``ray/serve/_private/replica.py``) with no option; Ray's token
+  authentication guards it (``NON_LOOPBACK_ALLOWED``; docs/training.md; the test in
+  tests/integration/train/test_ray_loopback.py lists every socket and calls that one unsigned).
 - nothing outlives the driver. Ray ties the GCS and the raylet to the driver
   (``PR_SET_PDEATHSIG``), but the two agents, children of the raylet, spend 60 s trying to tell
   the dead GCS before they exit. A small watchdog (this file run as a script, stdlib only) polls
@@ -68,9 +71,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
-# Process names of Ray's allowed to listen off loopback: none (Ray 2.60, measured). A socket of a
-# name added here must be documented in docs/training.md with the reason and its protection.
-NON_LOOPBACK_ALLOWED: tuple[str, ...] = ()
+# (process-name prefix, listening sockets off loopback allowed per such process), measured on Ray
+# 2.60. Every entry is documented in docs/training.md with the reason and what protects it.
+NON_LOOPBACK_ALLOWED: tuple[tuple[str, int], ...] = (("ray::ServeReplica:", 1),)
 TRAIN_STATE_API_NOISE = "Failed to query Ray Train Controller actor state"
 TRAIN_STATE_API_LOGGER = "ray.train.v2._internal.execution.controller.placement_group_cleaner"
 _NO_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": node address stays loopback
