@@ -326,10 +326,10 @@ def _stat(pid: int) -> tuple[str, int, int] | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             raw = f.read()
-    except OSError:
+        fields = raw[raw.rindex(b")") + 2 :].split()  # after "pid (comm) ": state, ppid, ...
+        return fields[0].decode(), int(fields[1]), int(fields[19])
+    except (OSError, ValueError, IndexError):  # gone, or caught half-way through exiting
         return None
-    fields = raw[raw.rindex(b")") + 2 :].split()  # after "pid (comm) ": state, ppid, ...
-    return fields[0].decode(), int(fields[1]), int(fields[19])
 
 
 def _cmdline(pid: int) -> bytes:
@@ -377,21 +377,42 @@ def reap(procs: dict[int, int], grace_s: float = _REAPER_GRACE_S) -> None:
             time.sleep(0.1)
 
 
+def _note(session_dir: str, line: str) -> None:
+    """One line in the session's log folder (the watchdog has no terminal)."""
+    with (
+        contextlib.suppress(OSError),
+        open(os.path.join(session_dir, "logs", "whisper_tune_reaper.log"), "a") as f,
+    ):
+        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+
+
 def _reaper_main(argv: list[str]) -> int:
-    driver, session = int(argv[1]), os.fsencode(argv[2])
+    driver, session_dir = int(argv[1]), argv[2]
+    session = os.fsencode(session_dir)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     seen: dict[int, int] = {}
+    empty_scans = 0
     while True:
-        now = session_tree(driver, session)
+        try:
+            now = session_tree(driver, session)
+        except Exception as exc:  # never die of one odd /proc entry: keep the last picture
+            _note(session_dir, f"scan failed ({exc!r}); keeping the last one")
+            now = dict(seen)
         if os.getppid() != driver:  # re-parented: the driver is gone
+            _note(session_dir, f"driver {driver} gone: stopping {len({**seen, **now})} processes")
             reap({**seen, **now})
+            left = [p for p, t in {**seen, **now}.items() if _alive(p, t)]
+            _note(session_dir, f"done; still alive: {left}")
             return 0
         if not seen:
             print("watching" if now else "nothing to watch", flush=True)
             sys.stdout.close()
-        if not now:  # Ray shut down with its driver alive (or never started): nothing to guard
+            _note(session_dir, f"watching driver {driver}: {len(now)} processes")
+        empty_scans = 0 if now else empty_scans + 1
+        if empty_scans >= (1 if not seen else 2):  # Ray shut down, the driver alive: nothing to guard
+            _note(session_dir, "the session ended before its driver")
             return 0
-        seen = now
+        seen = now or seen
         time.sleep(_REAPER_POLL_S)
 
 
