@@ -19,15 +19,17 @@ __all__ = ["HIST_EDGES", "REASONS", "WARNINGS", "DataReport"]
 
 #: Every skip reason, with what it means (the report prints these).
 REASONS: dict[str, str] = {
-    "bad_encoding": "manifest line is not valid UTF-8",
+    "bad_encoding": "manifest line cannot be decoded (UTF-8, or UTF-16/32 by its byte-order mark)",
     "bad_json": "manifest line is not a JSON object",
     "bad_csv": "CSV row cannot be parsed / has too many fields",
     "missing_field": "a required field (audio path or text) is missing",
     "bad_field": "a field has the wrong type (e.g. duration not a number)",
     "outside_root": "audio path escapes the data root",
     "missing_file": "audio file does not exist",
+    "permission_denied": "audio file exists but this user may not read it (or enter its folder)",
     "duplicate": "same audio path and text as an earlier row (first kept)",
     "empty_text": "transcript empty or whitespace only",
+    "no_letters": "transcript has no letters or digits (punctuation or symbols only)",
     "label_too_long": "tokenized transcript longer than max_label_tokens",
     "empty_audio": "audio file is empty (0 bytes or 0 samples)",
     "unreadable_audio": "audio bytes cannot be decoded",

@@ -9,8 +9,9 @@ whole file unusable (missing file, CSV header without a required column) raise
 
 Paths are resolved against the manifest's folder and must stay inside the data root
 (default: that folder) unless ``allow_outside_root=True``: a manifest is data, and data
-must not be able to make training read ``../../etc/passwd``. The check is lexical
-(``os.path.normpath``), so a symlinked audio folder inside the root keeps working.
+must not be able to make training read ``../../etc/passwd``. Both the path and the root are
+resolved first, symlinks included (``os.path.realpath``), so a link inside the root that
+points outside it is refused too, and the file checked is the file read later.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from whisper_tune.data.manifest_io import file_problem, is_within, manifest_lines
 from whisper_tune.errors import DataError
 from whisper_tune.paths import cache_root
 
@@ -91,7 +93,7 @@ class _Builder:
 
     def __init__(self, base: Path, root: Path, allow_outside_root: bool, split: str | None = None) -> None:
         self.base = base
-        self.root = Path(os.path.normpath(os.path.abspath(root)))
+        self.root = Path(os.path.realpath(root))  # symlinks resolved, like every audio path
         self.allow_outside_root = allow_outside_root
         self.split = split
         self.result = LoadResult([], [])
@@ -132,6 +134,9 @@ class _Builder:
         if not text.strip():
             self.skip(origin, "empty_text", "transcript is empty or whitespace only", text_col)
             return
+        if not any(ch.isalnum() for ch in text):  # "...", "?!", "-": nothing to learn to say
+            self.skip(origin, "no_letters", f"transcript {text.strip()!r} has no letters or digits", text_col)
+            return
         duration: float | None = None
         if row.get("duration") not in (None, ""):
             try:
@@ -139,19 +144,21 @@ class _Builder:
             except (TypeError, ValueError):
                 self.skip(origin, "bad_field", f"'duration' is not a number: {row['duration']!r}", "duration")
                 return
-        path = Path(os.path.normpath(self.base / os.path.expanduser(raw_audio)))
-        if not self.allow_outside_root and not _is_within(path, self.root):
+        named = Path(os.path.normpath(self.base / os.path.expanduser(raw_audio)))
+        path = Path(os.path.realpath(named))  # the file a link points to is the file read
+        if not self.allow_outside_root and not is_within(path, self.root):
+            via = f" (a symlink to {path})" if path != named else ""
             self.skip(
                 origin,
                 "outside_root",
-                f"audio path {raw_audio!r} resolves outside the data root {self.root} "
+                f"audio path {raw_audio!r}{via} resolves outside the data root {self.root} "
                 "(pass allow_outside_root=True / --allow-outside-root if this is intended)",
                 audio_col,
             )
             return
-        if not path.is_file():
-            what = "is not a file" if path.exists() else "does not exist"
-            self.skip(origin, "missing_file", f"audio file {path} {what}", audio_col)
+        problem = file_problem(path)
+        if problem is not None:
+            self.skip(origin, problem[0], problem[1], audio_col)
             return
         text = text.strip()
         key = (str(path), text)
@@ -178,27 +185,13 @@ class _Builder:
         )
 
 
-def _is_within(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-    except ValueError:
-        return False
-    return True
-
-
 def _decoded_lines(path: Path, b: _Builder) -> Iterator[tuple[int, str]]:
-    """(line number, text) of each line that is valid UTF-8; others become skips."""
-    data = path.read_bytes()
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    for i, raw in enumerate(data.split(b"\n"), start=1):
-        raw = raw.rstrip(b"\r")
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            b.skip(f"{path}:{i}", "bad_encoding", f"line is not valid UTF-8 (byte {exc.start}: {exc.reason})")
-            continue
-        yield i, line
+    """(line number, text) of each decodable line (UTF-8, or UTF-16/32 by its mark); others are skips."""
+
+    def bad(i: int, message: str) -> None:
+        b.skip(f"{path}:{i}", "bad_encoding", message)
+
+    return manifest_lines(path, bad)
 
 
 def _pick(columns: list[str] | set[str], explicit: str | None, candidates: tuple[str, ...]) -> str | None:

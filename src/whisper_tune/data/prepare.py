@@ -133,6 +133,10 @@ def _scan_one(path: str) -> _ScanResult:
         if cache is not None:
             try:
                 key = file_sha256(path)
+            except PermissionError as exc:  # it was readable when the manifest was loaded
+                return _ScanResult(
+                    reason="permission_denied", message=f"{path}: cannot read ({exc.strerror})"
+                )
             except OSError as exc:
                 return _ScanResult(reason="missing_file", message=f"{path}: cannot read ({exc})")
             entry = cache.lookup(key)

@@ -213,8 +213,13 @@ def run_serve(args: argparse.Namespace) -> int:
     import ray
     from ray import serve
 
+    from whisper_tune.localray import LocalRayOptions, start_local_ray
+
     if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=True)
+        if os.environ.get("RAY_ADDRESS"):  # a cluster the user named: connect as before
+            ray.init(include_dashboard=False, log_to_driver=True)
+        else:  # a private Ray, every socket on 127.0.0.1, gone with this process
+            start_local_ray(LocalRayOptions(dashboard=False, log_to_driver=True))
     serve.start(http_options={"host": args.host, "port": args.port})
     serve.run(build_app(opts), name="whisper-tune", route_prefix="/")
     shown = "localhost" if args.host in ("127.0.0.1", "::1") else args.host

@@ -25,8 +25,8 @@ from typing import Any
 
 from whisper_tune import storage
 from whisper_tune.config import dump_yaml, load_yaml, to_dict
+from whisper_tune.localray import LocalRayOptions, start_local_ray
 from whisper_tune.models import export_ct2
-from whisper_tune.net import free_loopback_port
 from whisper_tune.runs import SELECT_SCORE, Checkpoint, RunDir, best_of, export_best, pull_run, push_run
 from whisper_tune.train.config import JobConfig, check_placement
 from whisper_tune.train.finalize import finalize_export
@@ -122,19 +122,13 @@ def _init_ray(cfg: JobConfig) -> tuple[bool, dict[str, float]]:
         ray.init(address=cfg.run.ray_address, runtime_env={"env_vars": env} if env else None)
     else:
         # The dashboard (on loopback, a free port) also serves Ray's State API, which Train V2's
-        # placement-group cleaner polls every second: without it, it logs "Failed to query Ray
-        # Train Controller actor state" each time and could not clean up after a crashed driver.
-        port = free_loopback_port()
-        ray.init(
-            address="local",
-            include_dashboard=True,
-            dashboard_host="127.0.0.1",
-            dashboard_port=port,
-            _node_ip_address="127.0.0.1",
-            num_cpus=os.cpu_count() or 1,
-            logging_level=logging.WARNING,
+        # placement-group cleaner polls every second to clean up after a crashed driver. Where
+        # Ray lacks the dashboard's packages, start_local_ray goes on without it (one warning).
+        local = start_local_ray(
+            LocalRayOptions(dashboard=True, num_cpus=os.cpu_count() or 1, logging_level=logging.WARNING)
         )
-        log.info("Ray dashboard: http://127.0.0.1:%d", port)
+        if local.dashboard_url:
+            log.info("Ray dashboard: %s", local.dashboard_url)
     return True, dict(ray.cluster_resources())
 
 

@@ -33,6 +33,7 @@ def test_local_ray_has_state_api_on_loopback() -> None:
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/version", timeout=30)
         assert refused.value.code == 401
-        assert isinstance(list_actors(timeout=30), list)  # the call the cleaner makes, in effect
+        # the call the cleaner makes, in effect (named: another Ray on the machine must not matter)
+        assert isinstance(list_actors(address=f"http://127.0.0.1:{port}", timeout=30), list)
     finally:
         ray.shutdown()
