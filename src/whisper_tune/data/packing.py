@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from whisper_tune.data.features import expand_features
+
 __all__ = ["PackPlan", "PackedDataset", "plan_packs"]
 
 PAUSE_FRAMES = (30, 80)  # 0.3-0.8 s between packed clips (10 ms frames)
@@ -177,12 +179,9 @@ class PackedDataset:
             parts.append(feats[:, : self._frames[i]])
             if j < len(pauses):
                 parts.append(np.full((feats.shape[0], pauses[j]), fill, dtype=np.float32))
-        width = parts[0].shape[0]
         head = np.concatenate(parts, axis=1)[:, :total]
-        out = np.full((width, total), np.float32(fill), dtype=np.float32)
-        out[:, : head.shape[1]] = head
         return {
-            "input_features": out,
+            "input_features": expand_features(head, fill, total),
             "labels": labels,
             "id": "+".join(self._ids[i] for i in group),
             "content_frames": int(head.shape[1]),

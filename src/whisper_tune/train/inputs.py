@@ -145,7 +145,7 @@ def pack(job: JobConfig, train: Any, tokenizer: Any) -> Any:
     log.info(
         "packing: %d of %d train clips in %d full windows; %d training items",
         packed.plan.packed_clips,
-        sum(len(g) for g in groups),
+        len(train),
         sum(1 for g in groups if len(g) > 1),
         len(packed),
     )
