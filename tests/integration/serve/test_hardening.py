@@ -10,7 +10,6 @@ while they stall, and every stalled body gets 408 after ``/hf``'s 3 s upload tim
 
 from __future__ import annotations
 
-import io
 import socket
 import time
 from urllib.parse import urlparse
@@ -18,8 +17,9 @@ from urllib.parse import urlparse
 import httpx
 import numpy as np
 import pytest
-import soundfile as sf
 from serve_testlib import API_KEY, SR, ServeEnv, wav_bytes
+
+from wt_audio_testutil import silent_flac
 
 pytestmark = pytest.mark.integration
 
@@ -101,22 +101,11 @@ def test_stalled_uploads_do_not_lock_up_the_server(serve_env: ServeEnv, speech_c
             s.close()
 
 
-def _silent_flac(seconds: float, sr: int, channels: int) -> bytes:
-    buf = io.BytesIO()
-    block = np.zeros((sr * 10, channels), dtype=np.int16)
-    with sf.SoundFile(buf, "w", sr, channels, "PCM_16", format="FLAC") as f:
-        left = int(seconds * sr)
-        while left > 0:
-            f.write(block[: min(left, len(block))])
-            left -= len(block)
-    return buf.getvalue()
-
-
 def test_flac_bombs_get_413_naming_the_limit(serve_env: ServeEnv) -> None:
     url = serve_env.url("limits", "/v1/audio/transcriptions")
     for name, data, limit in (
-        ("bomb8.flac", _silent_flac(20 * 60, 48000, 8), "over the limit of 460.8 MB of decoded audio"),
-        ("long.flac", _silent_flac(3 * 3600, 16000, 1), "over the limit of 7200 s of decoded audio"),
+        ("bomb8.flac", silent_flac(20 * 60, 48000, 8), "over the limit of 460.8 MB of decoded audio"),
+        ("long.flac", silent_flac(3 * 3600, 16000, 1), "over the limit of 7200 s of decoded audio"),
     ):
         assert len(data) < 1_000_000
         t0 = time.monotonic()
@@ -132,7 +121,7 @@ def test_silence_and_crumbs_get_empty_text(serve_env: ServeEnv) -> None:
     url = serve_env.url("hf", "/v1/audio/transcriptions")
     t = np.arange(int(0.05 * SR)) / SR
     crumb = (0.5 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
-    ten_min = _silent_flac(600, SR, 1)
+    ten_min = silent_flac(600, SR, 1)
     for name, data in (("silence.flac", ten_min), ("crumb.wav", wav_bytes(crumb))):
         t0 = time.monotonic()
         r = httpx.post(

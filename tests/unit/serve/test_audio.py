@@ -14,6 +14,7 @@ import soundfile as sf
 
 from whisper_tune.data.audio import AudioError, DecodeLimits, decode_audio
 from whisper_tune.serve.audio import AudioTooLargeError, EmptyAudioError, NotAudioError, decode_audio_bytes
+from wt_audio_testutil import silent_flac
 
 
 def wav_bytes(x: np.ndarray, sr: int, fmt: str = "WAV") -> bytes:
@@ -52,18 +53,6 @@ def test_not_audio_message_has_no_python_repr() -> None:
     message = str(info.value)
     assert "object at 0x" not in message and "<_io" not in message, message
     assert "Format not recognised" in message  # libsndfile's reason is kept
-
-
-def silent_flac(seconds: float, sr: int, channels: int) -> bytes:
-    """FLAC of digital silence written block by block (never the whole signal in memory)."""
-    buf = io.BytesIO()
-    block = np.zeros((sr * 10, channels), dtype=np.int16)
-    with sf.SoundFile(buf, "w", sr, channels, "PCM_16", format="FLAC") as f:
-        left = int(seconds * sr)
-        while left > 0:
-            f.write(block[: min(left, len(block))])
-            left -= len(block)
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
