@@ -90,6 +90,11 @@ class DataSection:
     max_guard_samples: int | None = None
     timestamp_share: float = 0.0  # share of training clips with timestamped labels (data/timestamps.py)
     pack_share: float = 0.0  # share of training clips packed into full 30 s windows (data/packing.py)
+    # long recordings (SRT/VTT/segment rows, docs/data.md): per-channel streams or the down-mix, and
+    # the shares of their training windows with timestamp tokens / previous-text prompts
+    channels: Literal["mix", "split"] = "mix"
+    window_timestamp_share: float = 0.5
+    window_prev_share: float = 0.2
 
     def __post_init__(self) -> None:
         if not self.train:
@@ -106,6 +111,8 @@ class DataSection:
         _positive("data.max_guard_samples", self.max_guard_samples)
         _fraction("data.timestamp_share", self.timestamp_share)
         _fraction("data.pack_share", self.pack_share)
+        _fraction("data.window_timestamp_share", self.window_timestamp_share)
+        _fraction("data.window_prev_share", self.window_prev_share)
         if not str(self.guard).strip():
             raise ConfigError(
                 "data.guard: empty; use 'builtin', a general-speech manifest, or 'none' to run without a guard"

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from whisper_tune.data.longform import LongFormOptions
 from whisper_tune.data.packing import PackedDataset
 from whisper_tune.errors import DataError
 from whisper_tune.train import _deps
@@ -35,8 +36,16 @@ def load_data(job: JobConfig, processor: Any, feature_cache: str | None) -> tupl
         load_kwargs["audio_column"] = d.audio_column
     if d.root:
         load_kwargs["root"] = d.root
+    prev_share = d.window_prev_share
+    if prev_share > 0 and job.train.cache_encoder_outputs:  # its collator has no prompt masking
+        log.warning(
+            "data.window_prev_share=%g ignored: train.cache_encoder_outputs trains without prompts",
+            prev_share,
+        )
+        prev_share = 0.0
     out = []
     for path in (d.train, d.eval):
+        train = path == d.train  # eval windows: plain <|notimestamps|> labels, no prompt
         out.append(
             _deps.prepare_dataset(
                 path,
@@ -49,6 +58,12 @@ def load_data(job: JobConfig, processor: Any, feature_cache: str | None) -> tupl
                 load_kwargs=load_kwargs or None,
                 # timestamped labels only for training; eval stays <|notimestamps|> like the guard
                 timestamp_share=d.timestamp_share if path == d.train else 0.0,
+                long_form=LongFormOptions(
+                    channels=d.channels,
+                    timestamp_share=d.window_timestamp_share if train else 0.0,
+                    prev_share=prev_share if train else 0.0,
+                    max_window_s=job.train.max_clip_seconds(),
+                ),
             )
         )
     return out[0], out[1]
