@@ -14,6 +14,7 @@ manifests (UTF-8, or UTF-16/32 by their byte-order mark; ``manifest_io.manifest_
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
 #: Manifest fields naming a long recording's transcript file (resolved like the audio path).
 TRANSCRIPT_FIELDS: tuple[str, ...] = ("srt", "vtt", "subtitles")
 TRANSCRIPT_SUFFIXES: dict[str, str] = {".srt": "srt", ".vtt": "vtt", ".webvtt": "vtt"}
+_TAG = re.compile(r"</?[A-Za-z][^<>]*>")  # SRT's <i>/<b>/<font> markup is not speech
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def read_srt(path: str | Path) -> tuple[list[Cue], list[CueProblem]]:
             continue
         s = parsed[0]
         origin = f"{p}:{line} (cue {s.index if s.index is not None else n})"
-        text = " ".join(s.content.split())
+        text = " ".join(_TAG.sub("", s.content).split())
         cues.append(Cue(s.start.total_seconds(), s.end.total_seconds(), text, origin))
     return cues, problems
 
