@@ -327,7 +327,7 @@ def scan(
         usable.append(s)
         entries.append(_Entry(s.id, s.audio, lab, r.info.duration, r.key, r.content_frames))
     if long_rows:
-        lf = long_form or LongFormOptions()
+        lf = long_form or LongFormOptions(timestamp_share=0.0, prev_share=0.0)  # eval-style unless asked
         report.settings["long_form"] = {
             "channels": lf.channels,
             "timestamp_share": lf.timestamp_share,
@@ -374,7 +374,8 @@ def prepare_dataset(
     that would not fit a shortened encoder context (counted as ``too_long``).
     ``timestamp_share``: this share of the clips (stable by id) gets timestamped labels
     (``whisper_tune.data.timestamps``); ``report.settings["timestamped"]`` counts them.
-    ``long_form``: how long recordings are windowed (channels, timestamp/prev-text shares).
+    ``long_form``: how long recordings are windowed (channels, timestamp/prev-text shares);
+    None: down-mixed windows with plain ``<|notimestamps|>`` labels.
     """
     if not 0.0 <= timestamp_share <= 1.0:
         raise DataError(f"timestamp_share must be in [0, 1], got {timestamp_share}")

@@ -74,8 +74,16 @@ class Expansion:
 
 
 def is_long_form(sample: Sample) -> bool:
-    """A recording row (transcript file) or a segment row (``start`` / ``offset``)."""
-    return any(sample.meta.get(k) not in (None, "") for k in (*TRANSCRIPT_FIELDS, "start", "offset"))
+    """A recording row (transcript file) or a segment row (``start``, or NeMo's ``offset`` with a length).
+
+    An ``offset`` without ``end``/``duration`` keeps meaning what it did before: an ordinary clip.
+    """
+    m = sample.meta
+    if any(m.get(k) not in (None, "") for k in (*TRANSCRIPT_FIELDS, "start")):
+        return True
+    return m.get("offset") not in (None, "") and (
+        sample.duration is not None or m.get("end") not in (None, "")
+    )
 
 
 def _number(value: object) -> float | None:

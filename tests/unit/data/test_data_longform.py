@@ -247,3 +247,17 @@ def test_three_hour_file_is_streamed_not_loaded(tmp_path: Path, processor: Any, 
     assert sorted(read_frames) == [4 * sr] * 4  # each window's own frames, by seek: nothing else is read
     assert peak < 40e6, f"peak {peak / 1e6:.0f} MB: the 3 h file (173 MB of samples) must not be loaded"
     assert p.dataset.features(3).shape == (80, 3000)  # from the cache
+
+
+def test_offset_without_a_length_is_still_a_clip(
+    tmp_path: Path, write_wav: WriteWav, jsonl: Any, processor: Any
+) -> None:
+    write_wav(tmp_path / "a.wav", seconds=2.0)
+    m = jsonl(tmp_path / "m.jsonl", [{"audio_filepath": "a.wav", "text": "Block my card.", "offset": 0}])
+    p = prepare_dataset(str(m), processor)
+    assert p.report.usable == 1 and p.report.long_form == {} and p.dataset.entries[0].window is None
+    bad = jsonl(tmp_path / "b.jsonl", [{"audio_filepath": "a.wav", "text": "Hi.", "start": 0.5}])
+    r = check_data(str(bad), processor=processor)
+    assert (
+        r.skipped == {"missing_field": 1} and "needs 'end' or 'duration'" in _examples(r, "missing_field")[0]
+    )
