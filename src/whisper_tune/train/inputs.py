@@ -44,8 +44,8 @@ def load_data(job: JobConfig, processor: Any, feature_cache: str | None) -> tupl
         )
         prev_share = 0.0
     out = []
-    for path in (d.train, d.eval):
-        train = path == d.train  # eval windows: plain <|notimestamps|> labels, no prompt
+    # the flag, not the path: data.eval may name the same manifest (eval: plain labels, no prompt)
+    for path, train in ((d.train, True), (d.eval, False)):
         out.append(
             _deps.prepare_dataset(
                 path,
@@ -57,7 +57,7 @@ def load_data(job: JobConfig, processor: Any, feature_cache: str | None) -> tupl
                 num_workers=d.num_workers,
                 load_kwargs=load_kwargs or None,
                 # timestamped labels only for training; eval stays <|notimestamps|> like the guard
-                timestamp_share=d.timestamp_share if path == d.train else 0.0,
+                timestamp_share=d.timestamp_share if train else 0.0,
                 long_form=LongFormOptions(
                     channels=d.channels,
                     timestamp_share=d.window_timestamp_share if train else 0.0,
