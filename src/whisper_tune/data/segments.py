@@ -241,6 +241,10 @@ def expand(samples: Iterable[Sample], *, channels: str = "mix", max_segment_s: f
         sources: dict[tuple[str, str], tuple[int | None, list[Cue]]] = {}
         for s in rows:
             tfile = next((s.meta[k] for k in TRANSCRIPT_FIELDS if s.meta.get(k) not in (None, "")), None)
+            if any(s.meta.get(k) not in (None, "") for k in ("start", "offset")):
+                tfile = (
+                    None  # a row with its own times is a segment; a transcript named beside it is a reference
+                )
             raw_channel = s.meta.get("channel")
             if isinstance(probe, str):
                 probs.append(CueProblem(s.origin, "unreadable_audio", probe))
@@ -280,10 +284,12 @@ def expand(samples: Iterable[Sample], *, channels: str = "mix", max_segment_s: f
                     continue
                 channel = int(ch)
             if tfile is not None:
+                key = (str(tfile), str(raw_channel))
+                if key in sources:
+                    continue  # the same transcript named twice: read once
                 cues, cue_probs = read_transcript(str(tfile))
                 probs.extend(cue_probs)
                 out.cues_read += len(cues) + sum(p.reason == "malformed_cue" for p in cue_probs)
-                key = (str(tfile), str(raw_channel))
             else:
                 one = _segment_cue(s)
                 out.cues_read += 1

@@ -100,13 +100,13 @@ def read_srt(path: str | Path) -> tuple[list[Cue], list[CueProblem]]:
                 CueProblem(origin, "malformed_cue", f"not an SRT cue ({detail}): {_short(block)!r}")
             )
             continue
-        if len(parsed) != 1:
-            problems.append(CueProblem(origin, "malformed_cue", f"expected one SRT cue, read {len(parsed)}"))
+        if not parsed:
+            problems.append(CueProblem(origin, "malformed_cue", f"no SRT cue in: {_short(block)!r}"))
             continue
-        s = parsed[0]
-        origin = f"{p}:{line} (cue {s.index if s.index is not None else n})"
-        text = " ".join(_TAG.sub("", s.content).split())
-        cues.append(Cue(s.start.total_seconds(), s.end.total_seconds(), text, origin))
+        for s in parsed:  # several when a vendor left out the blank line between cues
+            where = f"{p}:{line} (cue {s.index if s.index is not None else n})"
+            text = " ".join(_TAG.sub("", s.content).split())
+            cues.append(Cue(s.start.total_seconds(), s.end.total_seconds(), text, where))
     return cues, problems
 
 
@@ -143,15 +143,14 @@ def read_vtt(path: str | Path) -> tuple[list[Cue], list[CueProblem]]:
                 CueProblem(origin, "malformed_cue", f"not a WebVTT cue ({exc}): {_short(block)!r}")
             )
             continue
-        if len(parsed) != 1:  # webvtt-py skips a cue whose timing it cannot read, silently
+        if len(parsed) < sum("-->" in x for x in block):  # webvtt-py drops what it cannot read, silently
             problems.append(
                 CueProblem(origin, "malformed_cue", f"unreadable WebVTT timing line: {_short(block)!r}")
             )
-            continue
-        c = parsed[0]
-        text = " ".join(c.text.split())
-        start, end = c.start_time.in_milliseconds() / 1000.0, c.end_time.in_milliseconds() / 1000.0
-        cues.append(Cue(start, end, text, origin, speaker=c.voice or None))
+        for c in parsed:
+            text = " ".join(c.text.split())
+            start, end = c.start_time.in_milliseconds() / 1000.0, c.end_time.in_milliseconds() / 1000.0
+            cues.append(Cue(start, end, text, origin, speaker=c.voice or None))
     return cues, problems
 
 

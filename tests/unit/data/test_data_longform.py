@@ -190,12 +190,21 @@ def test_segment_manifest_rows(tmp_path: Path, write_wav: WriteWav, jsonl: Any, 
         {"audio_filepath": "seg.wav", "start": 2.0, "end": 5.0, "text": "Customer turn.", "channel": 1},
         {"audio_filepath": "seg.wav", "start": "soon", "end": 6.0, "text": "bad", "channel": 1},
         {"audio_filepath": "seg.wav", "start": 7.0, "text": "no end", "channel": 1},
+        {
+            "audio_filepath": "seg.wav",
+            "start": 8.0,
+            "end": 9.0,
+            "text": "Ref.",
+            "channel": 1,
+            "srt": "ref.srt",
+        },
     ]
+    (tmp_path / "ref.srt").write_text(srt_text([(8.0, 9.0, "Ref."), (10.0, 11.0, "Not read again.")]))
     m = jsonl(tmp_path / "segments.jsonl", rows)
     p = prepare_dataset(str(m), processor, long_form=LongFormOptions(channels="split", timestamp_share=0.0))
     assert sorted((s.meta["channel"], s.text) for s in p.samples) == [
         ("0", "Yes. Yes."),
-        ("1", "Customer turn."),
+        ("1", "Customer turn. Ref."),  # the row's own segment; the srt beside it is not read
     ]
     assert p.report.skipped == {"bad_field": 1, "missing_field": 1}
     assert _examples(p.report, "bad_field")[0].startswith(f"{m}:4: ")

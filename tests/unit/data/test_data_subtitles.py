@@ -42,6 +42,13 @@ def test_srt_malformed_cues_are_named_and_good_cues_kept(tmp_path: Path) -> None
     assert "broken arrow" in problems[0].message and "not an SRT cue" in problems[0].message
 
 
+def test_srt_cues_without_a_blank_line_between_are_all_kept(tmp_path: Path) -> None:
+    p = tmp_path / "tight.srt"
+    p.write_text("1\n00:00:01,000 --> 00:00:02,000\nOne.\n2\n00:00:03,000 --> 00:00:04,000\nTwo.\n")
+    cues, problems = read_srt(p)
+    assert [(c.start, c.text) for c in cues] == [(1.0, "One."), (3.0, "Two.")] and problems == []
+
+
 def test_srt_utf16_with_bom_is_read(tmp_path: Path) -> None:
     p = tmp_path / "excel.srt"
     p.write_bytes(srt_text([(0.0, 1.0, "Grüße")]).encode("utf-16"))
