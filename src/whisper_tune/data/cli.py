@@ -111,7 +111,9 @@ def register(subparsers: Any) -> None:
         description="Runs the training data checks and prints a report (Markdown, or JSON with --json).",
     )
     c.add_argument(
-        "manifest", nargs="+", help="JSONL / CSV / TSV manifest, audiofolder dir, or hf://name[/config]:split"
+        "manifest",
+        nargs="+",
+        help="JSONL / CSV / TSV manifest, audiofolder dir, hf://name[/config]:split, or a call's .srt/.vtt",
     )
     c.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     c.add_argument("--out", help="also write data_report.json / data_report.md into this folder")

@@ -31,7 +31,7 @@ from whisper_tune.data.checks import DataReport
 from whisper_tune.data.features import FeatureCache, extract_features, file_sha256
 from whisper_tune.data.longform import LongFormOptions, read_window, scan_long_form
 from whisper_tune.data.manifest import LoadResult, Sample, load_manifests
-from whisper_tune.data.segments import is_long_form
+from whisper_tune.data.segments import is_long_form, is_transcript_file, recording_row
 from whisper_tune.errors import DataError
 
 __all__ = ["PreparedData", "WhisperDataset", "check_data", "prepare_dataset", "scan"]
@@ -198,13 +198,16 @@ def _scan_parallel(
 def _as_load_result(source: Source, load_kwargs: dict[str, Any]) -> tuple[LoadResult, list[str]]:
     if isinstance(source, LoadResult):
         return source, []
-    if isinstance(source, (str, os.PathLike)):
-        return load_manifests([str(source)], **load_kwargs), [str(source)]
-    items = list(source)
-    if all(isinstance(s, Sample) for s in items):
+    items = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    if items and all(isinstance(s, Sample) for s in items):
         return LoadResult(list(items), []), []  # type: ignore[arg-type]
     names = [str(s) for s in items]
-    return load_manifests(names, **load_kwargs), names
+    # a bare .srt/.vtt is one long recording: the audio file of the same name beside it
+    pairs = [n for n in names if is_transcript_file(n)]
+    rest = [n for n in names if n not in pairs]
+    loaded = load_manifests(rest, **load_kwargs) if rest or not pairs else LoadResult([], [])
+    loaded.samples.extend(recording_row(n) for n in pairs)
+    return loaded, names
 
 
 def scan(

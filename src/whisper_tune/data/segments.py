@@ -16,6 +16,8 @@ Two kinds of manifest rows point at long recordings (``manifest.load_manifest`` 
 * a *segment row*: ``audio_filepath``, ``start`` (or NeMo's ``offset``), ``end`` (or ``duration``),
   ``text``, optional ``speaker`` / ``channel``.
 
+A bare ``call.srt`` given where a manifest goes is the recording row of ``call.wav`` (or .flac...).
+
 ``channels="split"`` makes each channel its own stream (a transcript without ``channel`` on a
 stereo file, or any transcript of a mono file, is a counted skip); ``"mix"`` (the default)
 down-mixes, so the transcripts of all channels of a call are merged into one stream.
@@ -25,21 +27,32 @@ The audio is only probed here (``soundfile.info``: rate, channels, length); no s
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from whisper_tune.data.manifest import Sample
-from whisper_tune.data.subtitles import TRANSCRIPT_FIELDS, Cue, CueProblem, read_transcript
+from whisper_tune.data.subtitles import (
+    TRANSCRIPT_FIELDS,
+    TRANSCRIPT_SUFFIXES,
+    Cue,
+    CueProblem,
+    read_transcript,
+)
+from whisper_tune.errors import DataError
 
 __all__ = [
+    "AUDIO_SUFFIXES",
     "END_TOLERANCE_S",
     "OVERLAP_TOLERANCE_S",
     "Expansion",
     "Stream",
     "expand",
     "is_long_form",
+    "is_transcript_file",
+    "recording_row",
     "split_long_cue",
 ]
 
@@ -84,6 +97,27 @@ def is_long_form(sample: Sample) -> bool:
     return m.get("offset") not in (None, "") and (
         sample.duration is not None or m.get("end") not in (None, "")
     )
+
+
+#: Audio suffixes tried, in order, beside a bare transcript file (``data.train: call.srt``).
+AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".au")
+
+
+def is_transcript_file(name: str) -> bool:
+    return Path(name).suffix.lower() in TRANSCRIPT_SUFFIXES
+
+
+def recording_row(transcript: str) -> Sample:
+    """The recording row of a bare ``call.srt`` / ``call.vtt``: its audio is ``call.<audio suffix>`` beside it."""
+    t = Path(os.path.abspath(os.path.expanduser(transcript)))
+    if not t.is_file():
+        raise DataError(f"{t}: transcript file not found")
+    audio = next((t.with_suffix(x) for x in AUDIO_SUFFIXES if t.with_suffix(x).is_file()), None)
+    if audio is None:
+        tried = ", ".join(t.with_suffix(x).name for x in AUDIO_SUFFIXES)
+        raise DataError(f"{t}: no audio file of the same name beside it (tried {tried}); use a manifest row")
+    kind = TRANSCRIPT_SUFFIXES[t.suffix.lower()]
+    return Sample(t.stem, str(Path(os.path.realpath(audio))), f"<{kind}>", None, {kind: str(t)}, str(t))
 
 
 def _number(value: object) -> float | None:

@@ -270,3 +270,17 @@ def test_offset_without_a_length_is_still_a_clip(
     assert (
         r.skipped == {"missing_field": 1} and "needs 'end' or 'duration'" in _examples(r, "missing_field")[0]
     )
+
+
+def test_a_bare_srt_is_the_recording_beside_it(tmp_path: Path, write_wav: WriteWav, processor: Any) -> None:
+    from whisper_tune.errors import DataError
+
+    write_wav(tmp_path / "call.flac", seconds=20.0, sr=8000)
+    (tmp_path / "call.srt").write_text(srt_text(_turns(3)))
+    r = check_data(str(tmp_path / "call.srt"), processor=processor)
+    assert r.usable == 1 and r.long_form["segments_used"] == 3 and r.sources == [str(tmp_path / "call.srt")]
+    (tmp_path / "lonely.vtt").write_text("WEBVTT\n\n00:01.000 --> 00:02.000\nHi\n")
+    with pytest.raises(
+        DataError, match=r"lonely.vtt: no audio file of the same name beside it \(tried lonely.wav"
+    ):
+        check_data(str(tmp_path / "lonely.vtt"), processor=processor)
