@@ -251,6 +251,31 @@ def _probe(path: str) -> tuple[int, int, float] | str:
     return int(info.samplerate), int(info.channels), info.frames / float(info.samplerate)
 
 
+def _channel_of(s: Sample, channels: str, n_ch: int) -> int | None | CueProblem:
+    """The channel a row's segments are read from (None: the down-mix), or why there is none."""
+    if channels != "split":
+        return None
+    raw = s.meta.get("channel")
+    if n_ch == 1:
+        return CueProblem(
+            s.origin,
+            "mono_split",
+            f"{s.audio} is mono; data.channels: split needs one channel per speaker "
+            "(use channels: mix for mono recordings)",
+        )
+    if raw in (None, ""):
+        return CueProblem(
+            s.origin,
+            "no_channel",
+            f"{s.audio} has {n_ch} channels; with data.channels: split each transcript "
+            "or segment needs 'channel' (0-based) naming its channel",
+        )
+    ch = _number(raw)
+    if ch is None or ch != int(ch) or not 0 <= ch < n_ch:
+        return CueProblem(s.origin, "bad_field", f"'channel' {raw!r} is not 0..{n_ch - 1} of {s.audio}")
+    return int(ch)
+
+
 def _recording_id(path: str) -> str:
     import hashlib
 
@@ -276,47 +301,16 @@ def expand(samples: Iterable[Sample], *, channels: str = "mix", max_segment_s: f
         for s in rows:
             tfile = next((s.meta[k] for k in TRANSCRIPT_FIELDS if s.meta.get(k) not in (None, "")), None)
             if any(s.meta.get(k) not in (None, "") for k in ("start", "offset")):
-                tfile = (
-                    None  # a row with its own times is a segment; a transcript named beside it is a reference
-                )
+                tfile = None  # a row with its own times is a segment; a transcript beside it is a reference
             raw_channel = s.meta.get("channel")
             if isinstance(probe, str):
                 probs.append(CueProblem(s.origin, "unreadable_audio", probe))
                 continue
             sr, n_ch, seconds = probe
-            channel: int | None = None
-            if channels == "split":
-                if n_ch == 1:
-                    probs.append(
-                        CueProblem(
-                            s.origin,
-                            "mono_split",
-                            f"{audio} is mono; data.channels: split needs one channel per speaker "
-                            "(use channels: mix for mono recordings)",
-                        )
-                    )
-                    continue
-                if raw_channel in (None, ""):
-                    probs.append(
-                        CueProblem(
-                            s.origin,
-                            "no_channel",
-                            f"{audio} has {n_ch} channels; with data.channels: split each transcript "
-                            "or segment needs 'channel' (0-based) naming its channel",
-                        )
-                    )
-                    continue
-                ch = _number(raw_channel)
-                if ch is None or ch != int(ch) or not 0 <= ch < n_ch:
-                    probs.append(
-                        CueProblem(
-                            s.origin,
-                            "bad_field",
-                            f"'channel' {raw_channel!r} is not 0..{n_ch - 1} of {audio}",
-                        )
-                    )
-                    continue
-                channel = int(ch)
+            channel = _channel_of(s, channels, n_ch)
+            if isinstance(channel, CueProblem):
+                probs.append(channel)
+                continue
             if tfile is not None:
                 key = (str(tfile), str(raw_channel))
                 if key in sources:
@@ -340,8 +334,7 @@ def expand(samples: Iterable[Sample], *, channels: str = "mix", max_segment_s: f
                 )
         for channel_of, cues in sources.values():
             streams[channel_of].cues.extend(_ordered(cues, probs))
-        if streams:
-            out.recordings += 1
+        out.recordings += 1  # seen, used or not: the skips say why not
         for st in streams.values():
             out.cues_split += _check_stream(st, max_segment_s, probs)
             if st.cues:
