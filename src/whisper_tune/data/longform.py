@@ -47,6 +47,7 @@ class LongFormOptions:
     prev_share: float = 0.2  # windows (after a stream's first) prompted with the previous window's text
     max_window_s: float = 30.0
     max_gap_s: float = MAX_GAP_S
+    pad_s: float = 0.2  # audio kept before a window's first / after its last segment (onsets)
 
     def __post_init__(self) -> None:
         if self.channels not in ("mix", "split"):
@@ -54,6 +55,8 @@ class LongFormOptions:
         for name in ("timestamp_share", "prev_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if not 0.0 <= self.pad_s <= 1.0:
+            raise ValueError(f"pad_s must be in [0, 1] s, got {self.pad_s!r}")
         if not 0.0 < self.max_window_s <= 30.0:
             raise ValueError(f"max_window_s must be in (0, 30], got {self.max_window_s!r}")
 
@@ -172,7 +175,7 @@ def scan_long_form(
     }
     items: list[WindowItem] = []
     for st in exp.streams:
-        windows = cut_windows(st.cues, max_s, options.max_gap_s)
+        windows = cut_windows(st.cues, max_s, options.max_gap_s, pad_s=options.pad_s, audio_end=st.duration)
         tag = "" if st.channel is None else f"-c{st.channel}"
         for k, w in enumerate(windows):
             wid = f"{st.recording_id}{tag}-{w.start:09.2f}"

@@ -21,6 +21,7 @@ so joined segments never read "away.Please".
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,24 +53,41 @@ class Window:
         return " ".join(c.text.strip() for c in self.cues)
 
 
-def cut_windows(cues: list[Cue], max_s: float = 30.0, max_gap_s: float = MAX_GAP_S) -> list[Window]:
+def cut_windows(
+    cues: list[Cue],
+    max_s: float = 30.0,
+    max_gap_s: float = MAX_GAP_S,
+    *,
+    pad_s: float = 0.0,
+    audio_end: float | None = None,
+) -> list[Window]:
     """Greedy windows over time-sorted, non-overlapping ``cues`` each no longer than ``max_s``.
 
-    A window starts at its first segment's start and ends at its last segment's end; the next
-    segment that would end past ``start + max_s``, or that follows a gap over ``max_gap_s``,
-    opens a new window. A single segment over ``max_s`` must have been split before.
+    A window holds whole segments: the next segment that would end more than ``max_s`` after
+    the window's first segment starts, or that follows a gap over ``max_gap_s``, opens a new
+    window. A single segment over ``max_s`` must have been split before. ``pad_s`` widens each
+    window by up to that much audio before its first and after its last segment (vendor cue
+    times often clip a word's onset), never into a neighbouring window's segments, past
+    ``audio_end`` or beyond ``max_s``.
     """
-    out: list[Window] = []
-    group: list[Cue] = []
+    groups: list[list[Cue]] = []
     for c in cues:
         if c.end - c.start > max_s + 1e-9:
             raise ValueError(f"{c.origin}: segment of {c.end - c.start:.2f} s is longer than {max_s:g} s")
-        if group and (c.end - group[0].start > max_s or c.start - group[-1].end > max_gap_s):
-            out.append(Window(group[0].start, group[-1].end, tuple(group)))
-            group = []
-        group.append(c)
-    if group:
-        out.append(Window(group[0].start, group[-1].end, tuple(group)))
+        if groups and (c.end - groups[-1][0].start > max_s or c.start - groups[-1][-1].end > max_gap_s):
+            groups.append([])
+        if not groups:
+            groups.append([])
+        groups[-1].append(c)
+    out: list[Window] = []
+    for k, g in enumerate(groups):
+        first, last = g[0].start, g[-1].end
+        start = max(first - pad_s, last - max_s, out[-1].end if out else 0.0, 0.0)
+        start = min(start, first)
+        end = min(last + pad_s, start + max_s, audio_end if audio_end is not None else math.inf)
+        if k + 1 < len(groups):
+            end = min(end, groups[k + 1][0].start)  # the next window's first segment is not heard here
+        out.append(Window(start, max(end, last), tuple(g)))
     return out
 
 

@@ -145,3 +145,12 @@ def test_prev_text_prompt_is_masked_out_of_the_loss(processor: Any) -> None:
     long_prev = " ".join(["word"] * 600)
     capped = window_labels(w, tok, timestamps=False, prev_text=long_prev)
     assert capped.index(sot) - 1 <= 223 and len(capped) <= 448
+
+
+def test_window_padding_stays_clear_of_neighbours_and_the_end() -> None:
+    cues = _cues([(0.1, 4.0), (5.0, 29.0), (29.05, 33.0), (34.0, 39.95)])
+    ws = cut_windows(cues, 30.0, pad_s=0.2, audio_end=40.0)
+    assert [(round(w.start, 3), round(w.end, 3)) for w in ws] == [(0.0, 29.05), (29.05, 40.0)]
+    assert all(w.duration <= 30.0 and w.start <= w.cues[0].start and w.end >= w.cues[-1].end for w in ws)
+    tight = cut_windows(_cues([(0.5, 30.4)]), 30.0, pad_s=0.2)  # 29.9 s of speech: only 0.1 s of room
+    assert tight[0].duration <= 30.0 + 1e-9 and tight[0].start <= 0.5 and tight[0].end >= 30.4
