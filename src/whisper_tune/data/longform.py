@@ -73,6 +73,11 @@ class WindowItem:
     key: str | None
     content_frames: int
 
+    @property
+    def window(self) -> tuple[float, float, int | None]:
+        """(offset s, seconds, channel): what :func:`read_window` reads."""
+        return self.offset, self.duration, self.channel
+
 
 def read_window(
     path: str, offset: float, duration: float, channel: int | None, sr: int = SAMPLE_RATE
@@ -157,6 +162,12 @@ def scan_long_form(
     """Check the long-form rows, cut windows, label them and count everything into ``report``."""
     check = check or AudioCheck()
     max_s = min(options.max_window_s, check.max_duration_s)
+    report.settings["long_form"] = {
+        "channels": options.channels,
+        "timestamp_share": options.timestamp_share,
+        "prev_share": options.prev_share,
+        "max_window_s": max_s,
+    }
     exp = expand(samples, channels=options.channels, max_segment_s=max_s)
     for p, split in exp.problems:
         report.add_skip(p.reason, p.origin, p.message, split)

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 AUDIO_COLUMNS: tuple[str, ...] = ("audio_filepath", "audio", "path", "file_name", "file", "filename")
 TEXT_COLUMNS: tuple[str, ...] = ("text", "transcription", "transcript", "sentence", "normalized_text")
 _ID_COLUMNS: tuple[str, ...] = ("id", "utt_id", "utterance_id", "key")
+_SEGMENT_KEYS = ("start", "offset", "channel", *TRANSCRIPT_FIELDS)  # a long recording's rows differ by these
 
 
 @dataclass
@@ -172,11 +173,7 @@ class _Builder:
             self.skip(origin, problem[0], problem[1], audio_col)
             return
         text = text.strip()
-        key = (
-            str(path),
-            text,
-            *(str(row.get(k, "")) for k in ("start", "offset", "channel", *TRANSCRIPT_FIELDS)),
-        )
+        key = (str(path), text, *(str(row.get(k, "")) for k in _SEGMENT_KEYS))
         if key in self._seen:
             self.skip(
                 origin, "duplicate", f"same audio and text as {self._seen[key]} (first kept)", audio_col

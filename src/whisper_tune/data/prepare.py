@@ -331,26 +331,13 @@ def scan(
         entries.append(_Entry(s.id, s.audio, lab, r.info.duration, r.key, r.content_frames))
     if long_rows:
         lf = long_form or LongFormOptions(timestamp_share=0.0, prev_share=0.0)  # eval-style unless asked
-        report.settings["long_form"] = {
-            "channels": lf.channels,
-            "timestamp_share": lf.timestamp_share,
-            "prev_share": lf.prev_share,
-            "max_window_s": lf.max_window_s,
-        }
         for item in scan_long_form(
             long_rows, processor, lf, report, cache=cache, check=check, max_label_tokens=max_label_tokens
         ):
             usable.append(item.sample)
+            w = item.sample
             entries.append(
-                _Entry(
-                    item.sample.id,
-                    item.sample.audio,
-                    item.labels,
-                    item.duration,
-                    item.key,
-                    item.content_frames,
-                    (item.offset, item.duration, item.channel),
-                )
+                _Entry(w.id, w.audio, item.labels, item.duration, item.key, item.content_frames, item.window)
             )
     return usable, entries, report, cache
 
