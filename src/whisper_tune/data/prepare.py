@@ -335,9 +335,11 @@ def scan(
             long_rows, processor, lf, report, cache=cache, check=check, max_label_tokens=max_label_tokens
         ):
             usable.append(item.sample)
-            w = item.sample
+            ws = item.sample
             entries.append(
-                _Entry(w.id, w.audio, item.labels, item.duration, item.key, item.content_frames, item.window)
+                _Entry(
+                    ws.id, ws.audio, item.labels, item.duration, item.key, item.content_frames, item.window
+                )
             )
     return usable, entries, report, cache
 
