@@ -228,7 +228,6 @@ def scan_long_form(
                 "recording": st.recording_id,
                 "offset": round(w.start, 3),
                 "channel": _stream_label(st),
-                "segments": len(w.cues),
                 "timestamped": stamped,
                 "prev_text": prev is not None,
                 "source_sample_rate": st.sample_rate,
