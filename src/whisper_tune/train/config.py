@@ -90,6 +90,9 @@ class DataSection:
     max_guard_samples: int | None = None
     timestamp_share: float = 0.0  # share of training clips with timestamped labels (data/timestamps.py)
     pack_share: float = 0.0  # share of training clips packed into full 30 s windows (data/packing.py)
+    channels: Literal["mix", "split"] = "mix"  # long recordings: a stream per channel, or down-mixed
+    window_timestamp_share: float = 0.5  # long-recording windows keeping timestamp tokens (data/windows.py)
+    window_prev_share: float = 0.2  # long-recording windows prompted with the previous window's text
 
     def __post_init__(self) -> None:
         if not self.train:
@@ -104,8 +107,8 @@ class DataSection:
         _positive("data.max_eval_samples", self.max_eval_samples)
         _positive("data.num_workers", self.num_workers)
         _positive("data.max_guard_samples", self.max_guard_samples)
-        _fraction("data.timestamp_share", self.timestamp_share)
-        _fraction("data.pack_share", self.pack_share)
+        for key in ("timestamp_share", "pack_share", "window_timestamp_share", "window_prev_share"):
+            _fraction(f"data.{key}", getattr(self, key))
         if not str(self.guard).strip():
             raise ConfigError(
                 "data.guard: empty; use 'builtin', a general-speech manifest, or 'none' to run without a guard"

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from whisper_tune.data.longform import LongFormOptions
 from whisper_tune.data.packing import PackedDataset
 from whisper_tune.errors import DataError
 from whisper_tune.train import _deps
@@ -35,8 +36,16 @@ def load_data(job: JobConfig, processor: Any, feature_cache: str | None) -> tupl
         load_kwargs["audio_column"] = d.audio_column
     if d.root:
         load_kwargs["root"] = d.root
+    prev_share = d.window_prev_share
+    if prev_share > 0 and job.train.cache_encoder_outputs:  # its collator has no prompt masking
+        log.warning(
+            "data.window_prev_share=%g ignored: train.cache_encoder_outputs trains without prompts",
+            prev_share,
+        )
+        prev_share = 0.0
     out = []
-    for path in (d.train, d.eval):
+    # the flag, not the path: data.eval may name the same manifest (eval: plain labels, no prompt)
+    for path, train in ((d.train, True), (d.eval, False)):
         out.append(
             _deps.prepare_dataset(
                 path,
@@ -48,7 +57,13 @@ def load_data(job: JobConfig, processor: Any, feature_cache: str | None) -> tupl
                 num_workers=d.num_workers,
                 load_kwargs=load_kwargs or None,
                 # timestamped labels only for training; eval stays <|notimestamps|> like the guard
-                timestamp_share=d.timestamp_share if path == d.train else 0.0,
+                timestamp_share=d.timestamp_share if train else 0.0,
+                long_form=LongFormOptions(
+                    channels=d.channels,
+                    timestamp_share=d.window_timestamp_share if train else 0.0,
+                    prev_share=prev_share if train else 0.0,
+                    max_window_s=job.train.max_clip_seconds(),
+                ),
             )
         )
     return out[0], out[1]
