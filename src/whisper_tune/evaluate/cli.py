@@ -180,7 +180,21 @@ def _run_compare(args: argparse.Namespace) -> int:
     else:
         print(c.guard_note)
     print(f"report: {out / 'report.md'}")
+    _refresh_card(args.tuned, out)
     return 0
+
+
+def _refresh_card(tuned: str, out: Path) -> None:
+    """A local tuned run compared into ``RUN/eval``: its model card gets the test numbers."""
+    from whisper_tune.runs import run_of_model_spec
+    from whisper_tune.runs.model_card import write_model_card
+
+    run = run_of_model_spec(tuned)
+    if run is None or not isinstance(run.path, Path) or out.resolve() != (run.path / run.EVAL_DIR).resolve():
+        return
+    best = run.path / run.BEST_DIR
+    if (best / "config.json").is_file():
+        print(f"model card: {write_model_card(best, run.path)}")
 
 
 def _guard_for(value: str, tuned: str) -> str | None:

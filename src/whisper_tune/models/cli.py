@@ -2,7 +2,8 @@
 
 Why: users need to see which real models this install can provide offline, fetch (convert
 and cache) one before a long job starts, and ship a tuned model to faster-whisper — each
-in one command whose output is a path they can paste into the next command.
+in one command whose output is a path they can paste into the next command. (A run's model
+card and its push to the Hub: ``whisper-tune card|push``, ``runs/cli.py``.)
 """
 
 from __future__ import annotations
