@@ -87,7 +87,7 @@ def decode_with_av(
 
     try:
         container = av.open(
-            source if isinstance(source, str) else io.BytesIO(source), metadata_errors="ignore"
+            source if isinstance(source, str) else io.BytesIO(source), "r", metadata_errors="ignore"
         )
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
         raise AvDecodeError(_ffmpeg_reason(exc)) from exc
