@@ -66,6 +66,7 @@ class CardFacts:
     alpha: float | None = None
     warning: str | None = None
     test: dict[str, Any] | None = None  # from RUN/eval/report.json
+    stale_test: bool = False  # RUN/eval/report.json predates these weights
     has_ct2: bool = False
 
     @property
@@ -179,8 +180,18 @@ def collect_card_facts(best_dir: str | Path, run_dir: str | Path | None = None) 
         sources = report.get("sources")
         if isinstance(sources, list) and sources and not facts.train_data:
             facts.train_data = [str(s) for s in sources]
-    facts.test = _test_results(_read_json(run / "eval" / "report.json"))
+    compared = run / "eval" / "report.json"
+    if compared.is_file() and compared.stat().st_mtime >= _weights_mtime(best):
+        facts.test = _test_results(_read_json(compared))
+    elif compared.is_file():  # a comparison of earlier weights (re-export, WiSE-FT mix) says nothing
+        facts.stale_test = True
     return facts
+
+
+def _weights_mtime(best: Path) -> float:
+    """When the weights in ``best`` were written (0 when there are none)."""
+    times = [f.stat().st_mtime for f in best.glob("model*.safetensors")]
+    return max(times, default=0.0)
 
 
 def _pct(x: float | None) -> str:
@@ -363,7 +374,13 @@ def _body(f: CardFacts) -> str:
         ]
     else:
         lines += [
-            "No test-set comparison yet: run `whisper-tune compare --base BASE --tuned RUN --data TEST` (the card is updated).",
+            (
+                "The last comparison (RUN/eval/report.json) predates these weights; no"
+                if f.stale_test
+                else "No"
+            )
+            + " test-set comparison yet: run `whisper-tune compare --base BASE --tuned RUN --data TEST`"
+            " (the card is updated).",
             "",
         ]
     lines += ["## Forgetting guard", "", *_guard_lines(f)]

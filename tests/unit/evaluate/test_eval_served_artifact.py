@@ -5,6 +5,7 @@ device and the directory loaded."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +110,30 @@ def test_compare_runs_both_on_the_tuned_models_backend(
     assert rep["tuned"]["artifact"] == str(ct2_dir)
     md = (out / "report.md").read_text()
     assert f"(backend `ct2`, compute type `int8`, device `cpu`: `{ct2_dir}`)" in md
+
+
+def test_compare_on_a_run_refreshes_its_model_card(
+    tiny_model_dir: Path, manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from huggingface_hub import ModelCard
+
+    from whisper_tune.runs import export_best
+
+    run = tmp_path / "calls-v1"
+    ck = run / "checkpoint_000002"
+    shutil.copytree(tiny_model_dir, ck / "checkpoint")
+    (ck / "checkpoint" / "trainer_state.json").write_text(json.dumps({"global_step": 2}))
+    (ck / "metrics.json").write_text(json.dumps({"step": 2, "eval_wer": 0.5}))
+    (run / "config.yaml").write_text(
+        f"model:\n  name: {tiny_model_dir}\ndata:\n  train: a.jsonl\n  eval: b.jsonl\n"
+    )
+    best = export_best(run)
+    assert "test" not in {e.dataset_split for e in ModelCard.load(best / "README.md").data.eval_results}
+    args = ["compare", "--base", str(tiny_model_dir), "--tuned", str(run), "--data", str(manifest)]
+    args += ["--device", "cpu", "--max-new-tokens", "4", "--guard", "none", "--prompt-baseline", "none"]
+    assert main(args) == 0
+    assert f"model card: {best / 'README.md'}" in capsys.readouterr().out
+    rep = json.loads((run / "eval" / "report.json").read_text())
+    card = ModelCard.load(best / "README.md", ignore_metadata_errors=False)
+    test = [e for e in card.data.eval_results if e.dataset_split == "test"]
+    assert test and test[0].metric_value == pytest.approx(rep["tuned"]["wer"] * 100, abs=1e-4)
