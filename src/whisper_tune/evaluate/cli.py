@@ -61,9 +61,17 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--backend",
-        choices=("hf", "ct2"),
-        default="hf",
-        help="Transformers (hf) or the CTranslate2 export the server runs with --backend ct2 (int8 on CPU)",
+        choices=("auto", "hf", "ct2"),
+        default="auto",
+        help="what runs the model, as `serve --backend` does: hf (Transformers), ct2 (CTranslate2: the "
+        "export itself, int8 on CPU / float16 on GPU) or auto (default: ct2 for a CTranslate2 dir such as "
+        "RUN/best/ct2, else hf; compare: decided by --tuned, used for both)",
+    )
+    p.add_argument(
+        "--compute-type",
+        default="auto",
+        help="number format, as serve's --compute-type (ct2: int8, int8_float16, float16, ...) or --dtype "
+        "(hf: float32, float16, bfloat16); auto (default): what serve picks on this device",
     )
     p.add_argument(
         "--language",
@@ -110,7 +118,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         language=args.language,
         limit=args.limit,
         backend=args.backend,
+        precision=args.compute_type,
     )
+    print(f"scored: {r.backend} {r.compute_type} on {r.device}: {r.artifact}")
     print(
         f"WER {r.wer:.4f} (normalized), {r.wer_ortho:.4f} (orthographic), CER {r.cer:.4f} "
         f"over {len(r.utterances)} utterances ({len(r.skipped)} skipped)"
@@ -127,8 +137,10 @@ def _run_compare(args: argparse.Namespace) -> int:
     from whisper_tune.runs import RunDir
 
     from .comparison import compare
+    from .pipeline import served_backend
 
     _check_inputs(args.data, args.base, args.tuned)
+    backend = served_backend(args.tuned, args.backend)  # one backend for both: like with like
     guard = _guard_for(args.guard, args.tuned)
     run = RunDir(args.run) if args.run is not None else None
     if run is not None and not run.exists():
@@ -150,10 +162,13 @@ def _run_compare(args: argparse.Namespace) -> int:
         language=args.language,
         limit=args.limit,
         print_line=False,
-        backend=args.backend,
+        backend=backend,
+        precision=args.compute_type,
         guard=guard,
         prompt_baseline=None if args.prompt_baseline == "none" else args.prompt_baseline,
     )
+    for name, res in (("base", c.base), ("tuned", c.tuned)):
+        print(f"{name} scored: {res.backend} {res.compute_type} on {res.device}: {res.artifact}")
     print(f"base  WER {c.base.wer:.2%}  ({c.base.model})")
     if c.prompt_baseline is not None:
         print(f"base + prompt WER {c.prompt_baseline.wer:.2%}")
@@ -165,7 +180,21 @@ def _run_compare(args: argparse.Namespace) -> int:
     else:
         print(c.guard_note)
     print(f"report: {out / 'report.md'}")
+    _refresh_card(args.tuned, out)
     return 0
+
+
+def _refresh_card(tuned: str, out: Path) -> None:
+    """A local tuned run compared into ``RUN/eval``: its model card gets the test numbers."""
+    from whisper_tune.runs import run_of_model_spec
+    from whisper_tune.runs.model_card import write_model_card
+
+    run = run_of_model_spec(tuned)
+    if run is None or not isinstance(run.path, Path) or out.resolve() != (run.path / run.EVAL_DIR).resolve():
+        return
+    best = run.path / run.BEST_DIR
+    if (best / "config.json").is_file():
+        print(f"model card: {write_model_card(best, run.path)}")
 
 
 def _guard_for(value: str, tuned: str) -> str | None:

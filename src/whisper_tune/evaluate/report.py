@@ -137,6 +137,8 @@ class EvalResult:
     domain_terms: TermRecall | None = None
     prompt: str | None = None  # the initial prompt the model decoded with (prompt baseline)
     backend: str = "hf"
+    compute_type: str = ""  # what the backend ran in (torch dtype for hf, CTranslate2 compute type)
+    artifact: str = ""  # the model directory (or hub id) the backend loaded
 
     # ------------------------------------------------------------------ aggregates
     @property
@@ -216,6 +218,9 @@ class EvalResult:
             "entities": entities_of(self.utterances).to_dict(),
             "prompt": self.prompt,
             "backend": self.backend,
+            "compute_type": self.compute_type,
+            "device": self.device,
+            "artifact": self.artifact,
             "top_substitutions": [{"ref": r, "hyp": h, "count": k} for r, h, k in self.top_substitutions()],
             "timing": {
                 "seconds": self.seconds,

@@ -209,7 +209,10 @@ def run_serve(args: argparse.Namespace) -> int:
     from whisper_tune.serve.app import build_app
 
     opts = serve_options(args)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from whisper_tune.models.hub import needs_hub
+
+    if not needs_hub(args.model):  # local weights: replicas never wait on the network
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import ray
     from ray import serve
 
