@@ -17,6 +17,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from whisper_tune.train.config import JobConfig
 from whisper_tune.train.fastpath import FastPathPlan, training_args_overrides, uncompiled
 from whisper_tune.train.guard import GUARD_PREFIX, guard_enabled, guard_fields
+from whisper_tune.train.plan import batch_of, generation_length_of
 
 __all__ = ["WhisperTrainer", "training_arguments"]
 
@@ -101,8 +102,8 @@ def training_arguments(
     t = job.train
     return Seq2SeqTrainingArguments(
         output_dir=output_dir,
-        per_device_train_batch_size=t.per_device_batch_size,
-        per_device_eval_batch_size=t.eval_batch_size or t.per_device_batch_size,
+        per_device_train_batch_size=batch_of(t),
+        per_device_eval_batch_size=t.eval_batch_size or batch_of(t),
         gradient_accumulation_steps=t.gradient_accumulation_steps,
         learning_rate=t.learning_rate,
         weight_decay=t.weight_decay,
@@ -123,7 +124,7 @@ def training_arguments(
         logging_strategy="steps",
         logging_steps=t.logging_steps,
         predict_with_generate=True,
-        generation_max_length=t.generation_max_length,
+        generation_max_length=generation_length_of(t),
         generation_num_beams=t.generation_num_beams,
         remove_unused_columns=False,
         label_names=["labels"],
