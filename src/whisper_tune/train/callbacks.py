@@ -131,6 +131,7 @@ class Throughput(TrainerCallback):
             "global_batch": self.global_batch,
             "step_samples_per_s": round(self.steps * self.global_batch / max(self.step_time, 1e-9), 2),
             "wall_samples_per_s": round(self.steps * self.global_batch / max(self.wall, 1e-9), 2),
+            "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if self._cuda else None,
         }
 
     def on_train_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
