@@ -98,7 +98,7 @@ def run_pipeline(
     for f in ("plan.json", "fast_path.json", "status.json"):
         if (run / f).is_file():
             found[f.split(".")[0]] = json.loads((run / f).read_text())
-    ckpts = sorted(run.glob("checkpoint_*"))
+    ckpts = sorted(p for p in run.glob("checkpoint_0*") if p.is_dir())
     if ckpts:
         metrics = json.loads((ckpts[-1] / "metrics.json").read_text())
         found["last_metrics"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
@@ -106,7 +106,11 @@ def run_pipeline(
         if state.is_file():
             hist = json.loads(state.read_text())["log_history"]
             found["evals"] = [
-                {k: e[k] for k in ("step", "eval_runtime", "eval_samples_per_second") if k in e}
+                {
+                    k: e[k]
+                    for k in ("step", "eval_runtime", "eval_samples_per_second", "eval_generate_runtime")
+                    if k in e
+                }
                 for e in hist
                 if "eval_runtime" in e
             ]

@@ -346,9 +346,9 @@ def _choose_zero(
         act = probe * per_sample
         need = (state_bytes(model, "none", n) + act) / GIB
         if state_bytes(model, "none", n) + act <= budget:
-            if n > 1 and _batch_fit(budget, state_bytes(model, "none", n), per_sample) < 32:
-                if state_bytes(model, "zero2", n) + act <= budget:
-                    return "zero2", f"{n} GPUs: sharding the optimizer state leaves room for a batch >= 32"
+            small = _batch_fit(budget, state_bytes(model, "none", n), per_sample) < 32
+            if n > 1 and small and state_bytes(model, "zero2", n) + act <= budget:
+                return "zero2", f"{n} GPUs: sharding the optimizer state leaves room for a batch >= 32"
             return "none", (
                 f"weights + AdamW + batch {probe} need {need:.1f} of {budget / GIB:.1f} GiB: no ZeRO "
                 "(on one GPU ZeRO-2 measured ~8x slower, 81 vs 647 samples/s)"

@@ -1,20 +1,18 @@
 """One worker's fine-tuning run as a recipe of named steps, each a plain function.
 
-Why: a training run is many decisions (threads, model, data, encoder context, encoder
-cache, the fast-path plan, the Trainer's arguments, callbacks, resume). Written as one
-function they cannot be tested or reused apart, and the CPU and GPU runs drift into two
-branches. Here every step takes and returns a small typed state, :func:`run` calls them in
-order, and one plan (:func:`whisper_tune.train.fastpath.plan_fast_path`) decides for CPU and
-GPU alike::
+Why: a training run is many decisions (threads, model, data, context, encoder cache, the
+plan, the Trainer's arguments, callbacks, resume); written as one function they cannot be
+tested or reused apart, and CPU and GPU runs drift apart. Every step takes and returns a small
+typed state, :func:`run` calls them in order, one plan decides for CPU and GPU alike::
 
     setup_worker -> build_model -> load_datasets -> plan -> apply_plan
       -> trainer_arguments -> callbacks -> build_trainer -> resume -> fit
 
 Checkpoint rules: evaluation always precedes a save (``save_steps`` is a multiple of
-``eval_steps``, validated in the config) and the last step is always evaluated and saved,
-so every checkpoint carries the ``eval_wer`` of its own weights. Ray Train V2 does not
-resume by itself: without passing the checkpoint to ``trainer.train(resume_from_checkpoint=
-...)`` a restored run silently starts at step 0, hence the explicit :func:`resume` step.
+``eval_steps``, validated in the config) and the last step is always evaluated and saved, so
+every checkpoint carries the ``eval_wer`` of its own weights. Ray Train V2 does not resume by
+itself: a checkpoint not passed to ``trainer.train(resume_from_checkpoint=...)`` means a
+silent restart at step 0, hence the explicit :func:`resume` step.
 """
 
 from __future__ import annotations
@@ -50,7 +48,7 @@ from whisper_tune.train.encoder_cache import (
     cache_fingerprint,
 )
 from whisper_tune.train.plan import batch_of
-from whisper_tune.train.resolve import resolve_job
+from whisper_tune.train.resolve import record_plan, resolve_job
 from whisper_tune.train.sampler import LengthBucketSampler
 from whisper_tune.train.strategies import apply_strategy
 from whisper_tune.train.trainer import WhisperTrainer, training_arguments
@@ -234,7 +232,7 @@ def load_datasets(worker: Worker, model: ModelState) -> Datasets:
     """Train/eval data (feature cache in the run dir unless ``data.feature_cache``), limited."""
     job = worker.job
     feature_cache = job.data.feature_cache or str(worker.cfg.run_dir / run_files.FEATURES_DIR)
-    train_data, eval_data = inputs.load_data(job, model.processor, feature_cache)
+    train_data, eval_data = inputs.load_data(job, model.processor, feature_cache, num_workers=1)
     train = inputs.limit(train_data.dataset, job.data.max_train_samples)
     train = inputs.pack(job, train, model.processor.tokenizer)
     evaluation = inputs.limit(eval_data.dataset, job.data.max_eval_samples)
@@ -332,9 +330,7 @@ def apply_plan(worker: Worker, model: ModelState, data: Datasets, train_plan: Tr
     log.info("fast path: %s", train_plan.fast_path.to_dict())
     if worker.info.rank == 0:
         run_files.write_json(worker.cfg.run_dir, run_files.FAST_PATH_FILE, train_plan.to_dict())
-        if train_plan.gpu_plan is not None:
-            run_files.write_json(worker.cfg.run_dir, "plan.json", train_plan.gpu_plan.to_dict())
-            print(train_plan.gpu_plan.summary(), flush=True)
+        record_plan(train_plan.gpu_plan, worker.cfg.run_dir)
     if reference is not None:
         reference.model.to(worker.device)
     return Prepared(m, train, evaluation, collator, data.lengths, guard, reference)
@@ -438,13 +434,16 @@ def fit(worker: Worker, trainer: WhisperTrainer, resume_from: str | None) -> dic
 
 
 def run(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Every step in order; returns ``{"global_step", "world_size"}``."""
-    worker = setup_worker(WorkerConfig.from_mapping(config))
-    model = build_model(worker)
-    data = load_datasets(worker, model)
-    train_plan = plan(worker, data, model)
-    ready = apply_plan(worker, model, data, train_plan)
+    """Every step in order (rank 0 records their seconds); returns ``{"global_step", "world_size"}``."""
+    c = run_files.StepClock()
+    worker = c.done("setup", setup_worker(WorkerConfig.from_mapping(config)))
+    model = c.done("model", build_model(worker))
+    data = c.done("data", load_datasets(worker, model))
+    train_plan = c.done("plan", plan(worker, data, model))
+    ready = c.done("apply_plan", apply_plan(worker, model, data, train_plan))
     args = trainer_arguments(worker, train_plan)
-    trainer = build_trainer(worker, model, ready, args, callbacks(worker))
+    trainer = c.done("trainer", build_trainer(worker, model, ready, args, callbacks(worker)))
+    if worker.info.rank == 0:
+        run_files.update_json(worker.cfg.run_dir, run_files.FAST_PATH_FILE, setup_s=c.marks)
     with resume(worker) as resume_from:
         return fit(worker, trainer, resume_from)

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from whisper_tune.train import inputs
+from whisper_tune.train import inputs, run_files
 from whisper_tune.train.config import JobConfig
 from whisper_tune.train.plan import Choice, GpuFacts, GpuPlan, ModelFacts, auto_context, make_plan
 from whisper_tune.train.tensor_data import fits_in_memory, label_lengths
 
-__all__ = ["Resolved", "model_facts", "resolve_job"]
+__all__ = ["Resolved", "model_facts", "record_plan", "resolve_job"]
 
 HOST_SHARE = 0.25  # of the node's RAM (split over its workers) the in-memory features may take
 
@@ -99,3 +100,11 @@ def resolve_job(
         plan.memory["gpu_memory_gib"] = round(gpu.memory_bytes / 2**30, 1)
     plan.memory["host_cpus"] = os.cpu_count() or 1
     return Resolved(resolved, n_frames, in_memory, plan)
+
+
+def record_plan(plan: GpuPlan | None, run_dir: Path) -> None:
+    """Rank 0: print the plan (the launcher's console shows it) and write ``<run>/plan.json``."""
+    if plan is None:
+        return
+    run_files.write_json(run_dir, run_files.PLAN_FILE, plan.to_dict())
+    print(plan.summary(), flush=True)
