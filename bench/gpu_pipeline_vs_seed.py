@@ -216,7 +216,7 @@ def project_seed(
     }
 
 
-def shape_rows(shape: str, peak: float | None, steps: int) -> list[dict[str, Any]]:
+def shape_rows(shape: str, peak: float | None, steps: int, only: str = "") -> list[dict[str, Any]]:
     """The plan's run (30 s and short context) and the seed recipe (30 s) for one shape."""
     from whisper_tune.models.random_init import make_random_whisper
     from whisper_tune.train import fastpath as fp
@@ -224,7 +224,8 @@ def shape_rows(shape: str, peak: float | None, steps: int) -> list[dict[str, Any
 
     rows = []
     job = lib.trainer_job(8, total_steps=10**6, deepspeed="auto", per_device_batch_size="auto", num_epochs=3)
-    for recipe, frames in (("seed", 3000), ("plan", 3000), ("plan", 816)):
+    runs = (("seed", 3000), ("plan", 3000), ("plan", 816))
+    for recipe, frames in [r for r in runs if not only or f"{r[0]}@{r[1]}" in only.split("+")]:
         gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -265,6 +266,46 @@ def shape_rows(shape: str, peak: float | None, steps: int) -> list[dict[str, Any
     return rows
 
 
+def eval_rows(n_eval: int, batches: list[int], frames: int = 816, gen_len: int = 39) -> list[dict[str, Any]]:
+    """The product's evaluation (``WhisperTrainer.evaluate``: predict-with-generate + WER) of a
+    random whisper-small at the short context on ``n_eval`` clips, per eval batch size: eval
+    samples/s and the seconds inside ``generate`` (the rest is data, decoding and scoring)."""
+    import tempfile
+
+    from whisper_tune.models.random_init import make_random_whisper
+    from whisper_tune.train import fastpath as fp
+    from whisper_tune.train.metrics_hook import make_compute_metrics
+    from whisper_tune.train.tensor_data import TensorBatches, TensorFeatures
+    from whisper_tune.train.trainer import WhisperTrainer, training_arguments
+
+    with torch.device("cuda"):
+        model, processor = make_random_whisper("small")
+    plan = fp.plan_fast_path("cuda", "bf16", n_frames=frames, compile="none", num_workers=2)
+    fp.apply_fast_path(model, plan)
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(n_eval, 80, frames, generator=g).clamp_(-1.5, 1.5).half()
+    labels = torch.randint(0, 50257, (n_eval, 18), generator=g)
+    ds = TensorFeatures(feats, labels, torch.full((n_eval,), 18), [str(i) for i in range(n_eval)])
+    rows = []
+    for b in batches:
+        job = lib.trainer_job(8, max_steps=1, total_steps=1, eval_batch_size=b, generation_max_length=gen_len)
+        with tempfile.TemporaryDirectory() as out:
+            args = training_arguments(job, plan, output_dir=out, use_gpu=True)
+            tr = WhisperTrainer(
+                model=model, args=args, eval_dataset=ds, data_collator=TensorBatches(50257, None),
+                compute_metrics=make_compute_metrics(processor, "whisper_en"), processing_class=processor,
+            )  # fmt: skip
+            tr.evaluate()  # warm-up: kernels, workers
+            m = tr.evaluate()
+        rows.append({
+            "eval_batch": b, "clips": n_eval, "max_new_tokens": gen_len, "n_frames": frames,
+            "eval_samples_per_s": m.get("eval_samples_per_second"), "eval_runtime_s": m.get("eval_runtime"),
+            "generate_s": m.get("eval_generate_runtime"),
+        })  # fmt: skip
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default="/tmp/gpb")
@@ -280,7 +321,12 @@ def main(argv: list[str] | None = None) -> int:
         "--shapes", default="", help="comma list of larger shapes, e.g. medium,large-v3,large-v3-turbo"
     )
     ap.add_argument("--shape-steps", type=int, default=10)
+    ap.add_argument("--shape-frames", default="", help="e.g. plan@816+seed@3000 (default: all three runs)")
     ap.add_argument("--peak-flops", type=float, default=None)
+    ap.add_argument(
+        "--eval-batches", default="", help="comma list: time evaluation alone at these eval batches"
+    )
+    ap.add_argument("--skip-pipeline", action="store_true", help="no pipeline or seed run (shapes/eval only)")
     args = ap.parse_args(argv)
     from transformers import WhisperConfig
 
@@ -297,6 +343,14 @@ def main(argv: list[str] | None = None) -> int:
         lib.write_json(out, result)
 
     t0 = time.time()
+    if args.eval_batches:
+        result["eval"] = eval_rows(args.n_eval, [int(b) for b in args.eval_batches.split(",")])
+        save()
+    if args.skip_pipeline:
+        for shape in [x for x in args.shapes.split(",") if x]:
+            result["shapes"].extend(shape_rows(shape, peak, args.shape_steps, args.shape_frames))
+            save()
+        return 0
     corpus = make_corpus(work / "corpus", args.n_train, args.n_eval)
     if not (work / "small" / "config.json").is_file():
         save_random_whisper(work / "small", "small")

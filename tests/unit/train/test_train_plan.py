@@ -98,7 +98,7 @@ def test_memory_model_matches_the_measured_peaks() -> None:
 def test_one_h200_small_short_clips_no_zero_full_batch_bf16() -> None:
     plan = _plan(_job(), H200, "small")
     assert plan.value("deepspeed") == "none" and "no ZeRO" in plan.choices["deepspeed"].reason
-    assert plan.value("per_device_batch_size") == 128 and plan.value("eval_batch_size") == 256
+    assert plan.value("per_device_batch_size") == 128 and plan.value("eval_batch_size") == 512
     assert plan.value("precision") == "bf16" and plan.value("generation_max_length") == 41
     # 5,000 clips x 3 epochs at batch 128 = 120 steps: compiling would not pay
     assert plan.memory["expected_steps"] == 120 and plan.value("compile") == "none"
