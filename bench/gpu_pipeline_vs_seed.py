@@ -89,9 +89,12 @@ def run_pipeline(
     t0 = time.time()
     with open(log, "w") as fh:
         rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO).returncode
-    wall = time.time() - t0
-    run = work / "runs" / name
-    found: dict[str, Any] = {"rc": rc, "process_wall_s": round(wall, 1), "overrides": extra}
+    found: dict[str, Any] = {"rc": rc, "process_wall_s": round(time.time() - t0, 1), "overrides": extra}
+    return read_run(work / "runs" / name, t0, found)
+
+
+def read_run(run: Path, t0: float, found: dict[str, Any]) -> dict[str, Any]:
+    """What a finished run wrote: plan, throughput, status, the last checkpoint's metrics and evaluations."""
     best = run / "best" / "config.json"
     if best.is_file():
         found["time_to_model_s"] = round(best.stat().st_mtime - t0, 1)
