@@ -247,8 +247,7 @@ def make_plan(
     plan = GpuPlan()
     ch = plan.choices
     world = gpu.count if gpu is not None else max(1, job.scaling.num_workers)
-    src = "config" if t.short_audio is not True and t.short_audio != "auto" else "auto"
-    ch["encoder_frames"] = Choice(n_frames, context_reason, "config" if t.encoder_frames else src)
+    ch["encoder_frames"] = Choice(n_frames, context_reason, "auto" if t.short_audio == "auto" else "config")
 
     if t.precision == "auto":
         prec = ("bf16" if gpu.bf16 else "fp16") if gpu is not None else resolve_precision("auto", "cpu")
