@@ -26,8 +26,13 @@ __all__ = ["context_frames", "item_ids", "item_lengths", "limit", "load_data", "
 log = logging.getLogger(__name__)
 
 
-def load_data(job: JobConfig, processor: Any, feature_cache: str | None) -> tuple[Any, Any]:
-    """PreparedData for the train and eval manifests (raises DataError with the report)."""
+def load_data(
+    job: JobConfig, processor: Any, feature_cache: str | None, num_workers: int | None = None
+) -> tuple[Any, Any]:
+    """PreparedData for the train and eval manifests (raises DataError with the report).
+
+    ``num_workers``: scan processes (default ``data.num_workers``); a training worker passes 1,
+    since the launcher filled the feature cache and a spawned pool costs more than cache reads."""
     d = job.data
     load_kwargs: dict[str, Any] = {}
     if d.text_column:
@@ -54,7 +59,7 @@ def load_data(job: JobConfig, processor: Any, feature_cache: str | None) -> tupl
                 long_audio=d.long_audio,
                 max_duration_s=job.train.max_clip_seconds(),
                 feature_cache=feature_cache,
-                num_workers=d.num_workers,
+                num_workers=num_workers or d.num_workers,
                 load_kwargs=load_kwargs or None,
                 # timestamped labels only for training; eval stays <|notimestamps|> like the guard
                 timestamp_share=d.timestamp_share if train else 0.0,

@@ -14,6 +14,7 @@ checkpoints, the launcher pushes the rest).
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from whisper_tune.runs import Checkpoint, RunDir
 
 __all__ = [
     "CHECKPOINT_PREFIX",
+    "PLAN_FILE",
+    "StepClock",
     "ENCODER_CACHE_DIR",
     "FAST_PATH_FILE",
     "FEATURES_DIR",
@@ -103,3 +106,21 @@ def update_json(run_dir: Path, name: str, **fields: Any) -> bool:
     if is_remote(run_dir):
         return False
     return write_json(run_dir, name, {**read_json(run_dir, name), **fields})
+
+
+PLAN_FILE = "plan.json"  # the GPU plan's choices and reasons (train/plan.py)
+
+
+class StepClock:
+    """Seconds per recipe step (model, data, plan...), recorded in ``fast_path.json`` as ``setup_s``:
+    what a run spends before its first training step."""
+
+    def __init__(self) -> None:
+        self.marks: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def done(self, name: str, value: Any) -> Any:
+        now = time.perf_counter()
+        self.marks[name] = round(now - self._t, 2)
+        self._t = now
+        return value
