@@ -39,6 +39,7 @@ from whisper_tune.inference import (
     resolve_device,
     transcribe_audios,
 )
+from whisper_tune.scoring.redact import redact_text
 from whisper_tune.scoring.wer import domain_term_recall, load_terms, resolve_normalizer, score_utterance
 
 from .markdown import render_evaluation
@@ -290,8 +291,15 @@ def evaluate(
     limit: int | None = None,
     backend: str = "hf",
     precision: str = "auto",
+    longform: str | Path | None = None,
+    longform_modes: Sequence[str] = ("sequential", "chunked"),
+    redact: bool = False,
 ) -> EvalResult:
     """Transcribe ``data`` with one model; write predictions.jsonl, metrics.json, report.md, wer_by_group.png.
+
+    ``longform``: a manifest of long recordings also decoded whole (``evaluate.longform``, in
+    ``longform_modes``) into a long-form section. ``redact``: mask card/account/phone numbers
+    and e-mail addresses in the written files (``scoring.redact``; scores use the raw text).
 
     ``backend``: ``hf`` (Transformers) or ``ct2`` (the CTranslate2 export the server runs);
     ``precision``: ``auto`` (``whisper_tune.inference.resolve_precision``), a torch dtype
@@ -317,6 +325,14 @@ def evaluate(
         backend=backend,
         precision=precision,
     )
+    if longform is not None:
+        from .longform import evaluate_longform
+
+        result.longform = evaluate_longform(
+            model_spec, longform, modes=longform_modes, normalizer=normalizer, batch_size=batch_size,
+            device=device, num_beams=num_beams, max_new_tokens=max_new_tokens, language=language,
+        )  # fmt: skip
+    result.redact = redact
     write_evaluation(result, out_dir)
     return result
 
@@ -327,6 +343,7 @@ def write_evaluation(result: EvalResult, out_dir: str | Path) -> dict[str, Path]
     files = result.write(out)
     plot = plot_wer_by_group(result.groups(), out / "wer_by_group.png", overall={"wer": result.wer})
     md = out / "report.md"
-    md.write_text(render_evaluation(result, {"WER by group": plot}, out) + "\n", encoding="utf-8")
+    text = render_evaluation(result, {"WER by group": plot}, out)
+    md.write_text((redact_text(text) if result.redact else text) + "\n", encoding="utf-8")
     files.update(wer_by_group=plot, report_md=md)
     return files

@@ -58,9 +58,7 @@ _SPOKEN_EMAIL = re.compile(
     r"\s+dot\s+(?:com|net|org|edu|gov|co|io|uk|us)\b",
     re.IGNORECASE,
 )
-_PHONE = re.compile(
-    _PRE + r"(?:\+?1[\s.\-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.\-])\d{3}[\s.\-]\d{4}" + _POST
-)
+_PHONE = re.compile(_PRE + r"(?:\+?1[\s.\-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.\-])\d{3}[\s.\-]\d{4}" + _POST)
 # groups of digits joined by one space or hyphen: "4532 1122 3344 5566", "021000021", "12-345-678"
 # (not by "." or ",": those are decimals and amounts)
 _DIGIT_RUN = re.compile(_PRE + r"\d+(?:[ \-]\d+)*" + _POST)
@@ -106,8 +104,8 @@ def redact_text(text: str) -> str:
     out = _SPOKEN_EMAIL.sub("[EMAIL]", out)
     out = _PHONE.sub("[PHONE]", out)
     out = _SPELLED_RUN.sub("[ACCOUNT]", out)
-    out = _CONTEXT.sub(lambda m: m.group("cue") + "[ACCOUNT]", out)
-    return _DIGIT_RUN.sub(_digit_run, out)
+    out = _DIGIT_RUN.sub(_digit_run, out)
+    return _CONTEXT.sub(lambda m: m.group("cue") + "[ACCOUNT]", out)  # short numbers after a cue
 
 
 def redact_obj(obj: Any) -> Any:
