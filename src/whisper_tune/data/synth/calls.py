@@ -138,7 +138,9 @@ def _voices(rng: random.Random, engines: dict[str, bool]) -> tuple[Speaker, Spea
         if espeak and rng.random() < 0.5:
             return agent, esp()
         other = rng.choice([w for w in (0.88, 0.92, 1.1, 1.14) if abs(w - warp) >= 0.08])
-        return agent, Speaker("piper", "joe", length_scale=rng.choice([0.9, 1.0, 1.1]), noise_scale=0.8, warp=other)
+        return agent, Speaker(
+            "piper", "joe", length_scale=rng.choice([0.9, 1.0, 1.1]), noise_scale=0.8, warp=other
+        )
     agent = esp()
     for _ in range(20):
         customer = esp()
@@ -161,7 +163,7 @@ def render_call(index: int, cfg: CallsConfig, engines: dict[str, bool]) -> tuple
     t = round(rng.uniform(0.3, 0.8), 2)
     gen = script(rng, n_verify=rng.choice([2, 3]))
     line, can_close = next(gen)
-    closing_estimate = 9.0  # follow-up question, "no, that's all" and goodbye, with pauses
+    closing_estimate = 6.0  # "no, that's all" and the goodbye, with pauses
     while True:
         audio = ch.trim_and_pad(_corpus._speak(line.spoken, voices[line.speaker]), lead_s=0.0, trail_s=0.0)
         start = int(round(t * SR))
@@ -184,7 +186,9 @@ def render_call(index: int, cfg: CallsConfig, engines: dict[str, bool]) -> tuple
             stereo[start : start + len(audio), k] += audio
         track = ch.set_peak_dbfs(stereo[:, k], -6.0)
         noisy = ch.mix_at_snr(track, ch.make_noise("pink", n, nrng), float(nrng.uniform(*cfg.line_snr_db)))
-        stereo[:, k] = ch.set_peak_dbfs(ch.telephone(noisy), float(nrng.uniform(-9.0, -3.0)))
+        phone = ch.telephone(noisy)[:n]  # the 8 kHz round trip can add a sample
+        phone = np.pad(phone, (0, n - len(phone)))
+        stereo[:, k] = ch.set_peak_dbfs(phone, float(nrng.uniform(-9.0, -3.0)))
     return stereo, turns
 
 
@@ -286,7 +290,12 @@ def _write_manifests(out: Path, calls: list[dict[str, Any]], cfg: CallsConfig) -
                 "domain": "banking_call",
                 "channel": "phone" if cfg.sample_rate == 8000 else "wideband",
                 "segments": [
-                    {"start": _r(tr["start"]), "end": _r(tr["end"]), "text": tr["text"], "speaker": tr["speaker"]}
+                    {
+                        "start": _r(tr["start"]),
+                        "end": _r(tr["end"]),
+                        "text": tr["text"],
+                        "speaker": tr["speaker"],
+                    }
                     for tr in c["turns"]
                 ],
             }

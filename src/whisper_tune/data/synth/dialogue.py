@@ -27,7 +27,11 @@ AGENT = "agent"
 CUSTOMER = "customer"
 
 BANKS = ["First Harbor Bank", "Northwind Bank", "Summit Credit Union", "Riverside Savings"]
-EMAIL_DOMAINS = [("gmail.com", "gmail dot com"), ("yahoo.com", "yahoo dot com"), ("outlook.com", "outlook dot com")]
+EMAIL_DOMAINS = [
+    ("gmail.com", "gmail dot com"),
+    ("yahoo.com", "yahoo dot com"),
+    ("outlook.com", "outlook dot com"),
+]
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class Line:
     speaker: str  # AGENT | CUSTOMER
     text: str
     spoken: str
-    kind: str  # greeting | request | verify | answer | response | followup | closing
+    kind: str  # greeting | request | verify | answer | response | closing
     intent: str = ""
 
 
@@ -73,7 +77,10 @@ def _phone(rng: random.Random) -> Slot:
 
 
 def _email(rng: random.Random) -> Slot:
-    first, last = rng.choice(NAMES).lower(), rng.choice(["smith", "lee", "garcia", "brown", "patel", "nguyen"])
+    first, last = (
+        rng.choice(NAMES).lower(),
+        rng.choice(["smith", "lee", "garcia", "brown", "patel", "nguyen"]),
+    )
     dom, dom_spoken = rng.choice(EMAIL_DOMAINS)
     return Slot("email", f"{first}.{last}@{dom}", f"{first} dot {last} at {dom_spoken}")
 
@@ -136,7 +143,11 @@ RESPONSES = [
     "Alright, that's done. You'll get a confirmation by text in a few minutes.",
 ]
 FOLLOWUP_ASK = ["Is there anything else I can help you with today?", "Anything else I can do for you?"]
-DONE = ["No, that's all. Thank you.", "No, that's everything, thanks for your help.", "That's it, thanks a lot."]
+DONE = [
+    "No, that's all. Thank you.",
+    "No, that's everything, thanks for your help.",
+    "That's it, thanks a lot.",
+]
 CLOSINGS = [
     "Thank you for calling {bank}. Have a great day.",
     "You're welcome. Have a nice day, goodbye.",
@@ -160,9 +171,9 @@ def _request(rng: random.Random, intent: str, kind: str) -> Line:
 def script(rng: random.Random, *, n_verify: int = 2) -> Iterator[tuple[Line, bool]]:
     """The lines of one call, in order, as ``(line, can_close)``.
 
-    After each ``can_close=True`` line the caller may send ``True`` (``gen.send(True)``) to
-    end the call: the generator then yields the follow-up question, the customer's "no,
-    that's all" and the agent's closing, and stops. Otherwise it continues with another
+    Agent responses end with "anything else?". After each such ``can_close=True`` line the
+    caller may send ``True`` (``gen.send(True)``) to end the call: the generator then yields
+    the customer's "no, that's all" and the agent's closing, and stops. Otherwise it continues with another
     customer request and agent response (the middle of the call repeats without end), so
     the renderer decides the length from the audio it has made.
     """
@@ -174,12 +185,13 @@ def script(rng: random.Random, *, n_verify: int = 2) -> Iterator[tuple[Line, boo
     for q, answers in rng.sample(VERIFY[1:], n_verify):
         _ = yield _line(AGENT, q, "verify", rng), False
         _ = yield _line(CUSTOMER, rng.choice(answers), "answer", rng), False
-    close = yield _line(AGENT, rng.choice(ACKS) + " " + rng.choice(RESPONSES), "response", rng), True
+    ask = rng.choice(FOLLOWUP_ASK)
+    close = yield _line(AGENT, f"{rng.choice(ACKS)} {rng.choice(RESPONSES)} {ask}", "response", rng), True
     while not close:
         # a follow-up request, mostly on the same topic
         topic = intent if rng.random() < 0.6 else rng.choice(textgen.INTENTS)
         _ = yield _request(rng, topic, "request"), False
-        close = yield _line(AGENT, rng.choice(RESPONSES), "response", rng, topic), True
-    yield _line(AGENT, rng.choice(FOLLOWUP_ASK), "followup", rng), False
+        ask = rng.choice(FOLLOWUP_ASK)
+        close = yield _line(AGENT, f"{rng.choice(RESPONSES)} {ask}", "response", rng, topic), True
     yield _line(CUSTOMER, rng.choice(DONE), "answer", rng), False
     yield _line(AGENT, rng.choice(CLOSINGS), "closing", rng), False
