@@ -334,19 +334,20 @@ def synthesize_calls(cfg: CallsConfig) -> CallsInfo:
     if not good:
         raise UserError(f"no call could be synthesized; first error: {failed[0]}")
     seg_path, lf_path = _write_manifests(out, good, cfg)
+    made = [
+        {k: r[k] for k in ("id", "audio", "mix", "srt", "duration", "render_s")}
+        | {"turns": len(r["turns"]), "voices": sorted({t["voice"] for t in r["turns"]})}
+        for r in good
+    ]
     summary = {
         "seed": cfg.seed,
         "sample_rate": cfg.sample_rate,
         "minutes": list(cfg.minutes),
         "engines": engines,
-        "calls": [
-            {k: r[k] for k in ("id", "audio", "mix", "srt", "duration", "render_s")}
-            | {"turns": len(r["turns"]), "voices": sorted({t["voice"] for t in r["turns"]})}
-            for r in good
-        ],
+        "calls": made,
         "failed": failed,
     }
     (out / "calls.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    info = CallsInfo(out, seg_path, lf_path, summary["calls"], failed, time.perf_counter() - t0)
+    info = CallsInfo(out, seg_path, lf_path, made, failed, time.perf_counter() - t0)
     _LOG.info("wrote %d call(s), %.1f min, in %.1f s", len(good), info.hours * 60, info.wall_s)
     return info

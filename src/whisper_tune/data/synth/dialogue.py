@@ -13,7 +13,7 @@ and a spoken form (what the TTS reads), as in ``text``.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 from whisper_tune.data.synth import numbers as num
@@ -168,7 +168,7 @@ def _request(rng: random.Random, intent: str, kind: str) -> Line:
     return Line(CUSTOMER, u.text, u.spoken, kind, intent)
 
 
-def script(rng: random.Random, *, n_verify: int = 2) -> Iterator[tuple[Line, bool]]:
+def script(rng: random.Random, *, n_verify: int = 2) -> Generator[tuple[Line, bool], bool, None]:
     """The lines of one call, in order, as ``(line, can_close)``.
 
     Agent responses end with "anything else?". After each such ``can_close=True`` line the
