@@ -101,6 +101,21 @@ def _modes(text: str) -> tuple[str, ...]:
     return modes
 
 
+def _longform_of(args: argparse.Namespace, spec: str) -> Any:
+    """``evaluate --longform``: the long-form result of ``spec`` (None without the option)."""
+    if args.longform is None:
+        return None
+    from .longform import evaluate_longform
+
+    if not Path(args.longform).exists():
+        raise UserError(f"--longform {args.longform}: no such file")
+    return evaluate_longform(
+        spec, args.longform, modes=args.longform_modes, normalizer=args.normalizer,
+        batch_size=args.batch_size, device=args.device, num_beams=args.num_beams,
+        max_new_tokens=args.max_new_tokens, language=args.language,
+    )  # fmt: skip
+
+
 def _redacted(run: Any, spec_attr: str) -> Any:
     """``run`` with ``args.redact`` resolved (``--redact``, else ``report.redact`` in the run's
     ``config.yaml``, else off) and, when on, every log line written meanwhile redacted."""
@@ -152,8 +167,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         args.model,
         args.data,
         out,
-        longform=args.longform,
-        longform_modes=args.longform_modes,
+        longform=_longform_of(args, args.model),
         redact=args.redact,
         group_by=_fields(args.group_by),
         batch_size=args.batch_size,

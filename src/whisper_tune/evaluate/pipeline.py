@@ -291,15 +291,14 @@ def evaluate(
     limit: int | None = None,
     backend: str = "hf",
     precision: str = "auto",
-    longform: str | Path | None = None,
-    longform_modes: Sequence[str] = ("sequential", "chunked"),
+    longform: Any = None,
     redact: bool = False,
 ) -> EvalResult:
     """Transcribe ``data`` with one model; write predictions.jsonl, metrics.json, report.md, wer_by_group.png.
 
-    ``longform``: a manifest of long recordings also decoded whole (``evaluate.longform``, in
-    ``longform_modes``) into a long-form section. ``redact``: mask card/account/phone numbers
-    and e-mail addresses in the written files (``scoring.redact``; scores use the raw text).
+    ``longform``: a ``LongformResult`` (``evaluate.longform.evaluate_longform``, which imports
+    this module) for the report's long-form section. ``redact``: mask card/account/phone
+    numbers and e-mail addresses in the written files (``scoring.redact``; scores use raw text).
 
     ``backend``: ``hf`` (Transformers) or ``ct2`` (the CTranslate2 export the server runs);
     ``precision``: ``auto`` (``whisper_tune.inference.resolve_precision``), a torch dtype
@@ -325,14 +324,7 @@ def evaluate(
         backend=backend,
         precision=precision,
     )
-    if longform is not None:
-        from .longform import evaluate_longform
-
-        result.longform = evaluate_longform(
-            model_spec, longform, modes=longform_modes, normalizer=normalizer, batch_size=batch_size,
-            device=device, num_beams=num_beams, max_new_tokens=max_new_tokens, language=language,
-        )  # fmt: skip
-    result.redact = redact
+    result.longform, result.redact = longform, redact
     write_evaluation(result, out_dir)
     return result
 
