@@ -58,6 +58,8 @@ class DemoConfig:
     kl_to_base: float = 0.0  # KL(base || tuned) weight (train.kl_to_base)
     pack_share: float = 0.0  # clips packed into 30 s windows (data.pack_share); 0.5 cost guard WER here
     ct2_export: bool = True
+    calls: int = 1  # synthetic 1-minute two-channel calls decoded long-form in the report (0 = none)
+    redact: bool = True  # report.redact: card/account/phone numbers and e-mails masked in the report
     extra_overrides: list[str] = field(default_factory=list)
 
 
@@ -165,6 +167,20 @@ def _cuda() -> bool:
         return False
 
 
+def _demo_calls(corpus: Path, cfg: DemoConfig) -> Path | None:
+    """``cfg.calls`` synthetic calls (1 min, 8 kHz stereo) in ``corpus/calls``; their long-form manifest."""
+    from whisper_tune.data.synth.calls import CallsConfig, synthesize_calls
+
+    if cfg.calls < 1:
+        return None
+    calls = corpus / "calls"
+    if not (calls / "longform.jsonl").is_file():
+        synthesize_calls(
+            CallsConfig(out=str(calls), calls=cfg.calls, seed=cfg.seed, minutes=(1.0, 1.0), overwrite=True)
+        )
+    return calls / "longform.jsonl"
+
+
 def run_demo(cfg: DemoConfig) -> DemoResult:
     """Synthesize -> tune with Ray Train -> export best -> compare base vs tuned."""
     from whisper_tune.data.synth import SynthConfig, synthesize_corpus
@@ -244,6 +260,8 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
         train_log=outcome.run_dir,
         guard=resolve_guard_manifest(cfg.guard),
         prompt_baseline="terms",
+        longform=_demo_calls(corpus, cfg),
+        redact=cfg.redact,
     )
     timings["evaluation"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_all

@@ -14,6 +14,7 @@ from typing import Any
 
 from whisper_tune.errors import UserError
 from whisper_tune.scoring.normalizers import NORMALIZER_KINDS
+from whisper_tune.scoring.redact import redacting_logs
 
 __all__ = ["register"]
 
@@ -79,6 +80,72 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="language of the audio for multilingual models (default: en with the whisper_en normalizer)",
     )
     p.add_argument("--limit", type=_positive, default=None, help="only the first N utterances")
+    p.add_argument(
+        "--longform",
+        default=None,
+        help="manifest of long recordings (> 30 s; optional 'segments' with reference times, e.g. data "
+        "synth --calls' longform.jsonl) decoded whole into a long-form section",
+    )
+    p.add_argument(
+        "--longform-modes",
+        type=_modes,
+        default=("sequential", "chunked"),
+        help="comma-separated: sequential (Transformers long-form generate), chunked (batched windows)",
+    )
+    p.add_argument(
+        "--redact",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="mask card/account/phone numbers and e-mail addresses in predictions, reports and logs "
+        "(default: report.redact of the run's config.yaml, else off)",
+    )
+
+
+def _modes(text: str) -> tuple[str, ...]:
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    bad = [m for m in modes if m not in ("sequential", "chunked")]
+    if bad or not modes:
+        raise argparse.ArgumentTypeError(f"expected sequential and/or chunked, got {text!r}")
+    return modes
+
+
+def _longform_of(args: argparse.Namespace, spec: str) -> Any:
+    """``evaluate --longform``: the long-form result of ``spec`` (None without the option)."""
+    if args.longform is None:
+        return None
+    from .longform import evaluate_longform
+
+    if not Path(args.longform).exists():
+        raise UserError(f"--longform {args.longform}: no such file")
+    return evaluate_longform(
+        spec, args.longform, modes=args.longform_modes, normalizer=args.normalizer,
+        batch_size=args.batch_size, device=args.device, num_beams=args.num_beams,
+        max_new_tokens=args.max_new_tokens, language=args.language,
+    )  # fmt: skip
+
+
+def _redacted(run: Any, spec_attr: str) -> Any:
+    """``run`` with ``args.redact`` resolved (``--redact``, else ``report.redact`` in the run's
+    ``config.yaml``, else off) and, when on, every log line written meanwhile redacted."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        args.redact = _redact_for(args.redact, getattr(args, spec_attr))
+        with redacting_logs(args.redact):
+            return int(run(args))
+
+    return wrapped
+
+
+def _redact_for(value: bool | None, spec: str) -> bool:
+    if value is not None:
+        return value
+    from whisper_tune.config import load_yaml
+    from whisper_tune.runs import run_of_model_spec
+
+    run = run_of_model_spec(spec)
+    cfg = run.join("config.yaml") if run is not None else None
+    report = load_yaml(cfg).get("report", {}) if isinstance(cfg, Path) and cfg.is_file() else {}
+    return bool(report.get("redact", False)) if isinstance(report, dict) else False
 
 
 def _default_out(spec: str, fallback: str) -> Path:
@@ -108,6 +175,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         args.model,
         args.data,
         out,
+        longform=_longform_of(args, args.model),
+        redact=args.redact,
         group_by=_fields(args.group_by),
         batch_size=args.batch_size,
         device=args.device,
@@ -151,6 +220,9 @@ def _run_compare(args: argparse.Namespace) -> int:
         args.tuned,
         args.data,
         out,
+        longform=args.longform,
+        longform_modes=args.longform_modes,
+        redact=args.redact,
         domain_terms=args.domain_terms,
         train_log=run.local_copy() if run is not None else None,  # a URI: its copy without checkpoints
         group_by=_fields(args.group_by),
@@ -222,7 +294,7 @@ def register(subparsers: Any) -> None:
         "--model", required=True, help="bundled name (tiny.en...), HF dir, CTranslate2 dir, run dir, hub id"
     )
     _common(p)
-    p.set_defaults(func=_run_evaluate)
+    p.set_defaults(func=_redacted(_run_evaluate, "model"))
 
     c = subparsers.add_parser(
         "compare",
@@ -250,4 +322,4 @@ def register(subparsers: Any) -> None:
         "terms, comma-separated), any text, or 'none'",
     )
     _common(c)
-    c.set_defaults(func=_run_compare)
+    c.set_defaults(func=_redacted(_run_compare, "tuned"))

@@ -17,6 +17,7 @@ from typing import Any
 
 from whisper_tune.inference import FeatureBank
 from whisper_tune.runs import resolve_model_spec
+from whisper_tune.scoring.redact import redact_obj, redact_text
 from whisper_tune.scoring.wer import resolve_normalizer
 
 from .markdown import render_comparison
@@ -51,6 +52,9 @@ def compare(
     precision: str = "auto",
     guard: str | Path | None = None,
     prompt_baseline: str | None = None,
+    longform: str | Path | None = None,
+    longform_modes: Sequence[str] = ("sequential", "chunked"),
+    redact: bool = False,
 ) -> ComparisonResult:
     """Base vs tuned over the same audio; writes report.md, report.json, PNGs, base/ and tuned/.
 
@@ -62,7 +66,8 @@ def compare(
     ``guard``: a real-speech manifest scored with both models beside ``data`` (the report's guard
     row; ``None``: the report says "no real-speech guard"). ``prompt_baseline``: an initial
     prompt (``"terms"``: the domain terms, comma-separated) with which the *base* model also
-    decodes ``data``, so the report shows whether tuning beats prompting.
+    decodes ``data``, so the report shows whether tuning beats prompting. ``longform``,
+    ``longform_modes``, ``redact``: as for ``evaluate`` (the long-form section is base vs tuned).
     """
     resolve_normalizer(normalizer)
     items, skipped = load_eval_items(data, limit=limit)
@@ -107,6 +112,15 @@ def compare(
     else:
         cmp.guard_note = "no real-speech guard (pass --guard MANIFEST, or the run's data.guard)"
     cmp.selection = _selection_of(tuned_spec)
+    if longform is not None:
+        from .longform import compare_longform
+
+        cmp.longform = compare_longform(
+            base_spec, tuned_spec, longform, modes=longform_modes, normalizer=normalizer,
+            batch_size=batch_size, device=device, num_beams=num_beams, max_new_tokens=max_new_tokens,
+            language=language,
+        )  # fmt: skip
+    base.redact = tuned.redact = redact
     cmp = write_comparison(cmp, out_dir, worst_n=worst_n)
     if print_line:
         print(cmp.wer_difference_line(), flush=True)
@@ -183,8 +197,9 @@ def write_comparison(cmp: ComparisonResult, out_dir: str | Path, *, worst_n: int
     md, js = out / "report.md", out / "report.json"
     files["report_md"], files["report_json"] = md, js
     cmp.files = files
-    md.write_text(render_comparison(cmp, plots, out, note, worst_n) + "\n", encoding="utf-8")
-    js.write_text(
-        json.dumps(cmp.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
-    )
+    scrub = cmp.base.redact
+    text = render_comparison(cmp, plots, out, note, worst_n)
+    md.write_text((redact_text(text) if scrub else text) + "\n", encoding="utf-8")
+    report = redact_obj(cmp.to_dict()) if scrub else cmp.to_dict()
+    js.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     return cmp

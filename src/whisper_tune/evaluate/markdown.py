@@ -99,6 +99,7 @@ def render_evaluation(r: EvalResult, plots: dict[str, Path], out_dir: Path, wors
     if t["clips_per_second"]:
         rows.append(("speed", f"{t['clips_per_second']:.2f} clips/s, RTFx {t['rtfx']:.1f} on {t['device']}"))
     lines += _table(["metric", "value"], rows)
+    lines += r.longform.markdown_lines() if r.longform is not None else []
     for key, values in r.groups().items():
         lines += [f"## WER by {key}", ""]
         lines += _table(
@@ -230,6 +231,7 @@ def render_comparison(
         "",
     ]
     lines += _headline(cmp)
+    lines += cmp.longform.markdown_lines() if cmp.longform is not None else []
     rows: list[tuple[Any, ...]] = [
         ("WER (normalized)", _pct(b.wer), _pct(t.wer), _rel(relative_change_pct(b.wer, t.wer))),
         (

@@ -44,6 +44,7 @@ from whisper_tune.inference import (
     transcribe_audios,
 )
 from whisper_tune.inference.device import check_backend_kind
+from whisper_tune.scoring.redact import redact_text
 from whisper_tune.scoring.wer import domain_term_recall, load_terms, resolve_normalizer, score_utterance
 
 from .markdown import render_evaluation
@@ -341,6 +342,8 @@ def evaluate(
     limit: int | None = None,
     backend: str = "auto",
     precision: str = "auto",
+    longform: Any = None,
+    redact: bool = False,
 ) -> EvalResult:
     """Transcribe ``data`` with one model; write predictions.jsonl, metrics.json, report.md, wer_by_group.png.
 
@@ -348,6 +351,10 @@ def evaluate(
     ``auto`` (``served_backend``: ``ct2`` for a CTranslate2 dir, else ``hf``);
     ``precision``: ``auto`` (``whisper_tune.inference.resolve_precision``, the rule ``serve``
     uses), a torch dtype for ``hf`` or a CTranslate2 compute type for ``ct2``.
+
+    ``longform``: a ``LongformResult`` (``evaluate.longform.evaluate_longform``, which imports
+    this module) for the report's long-form section. ``redact``: mask card/account/phone
+    numbers and e-mail addresses in the written files (``scoring.redact``; scores use raw text).
     """
     resolve_normalizer(normalizer)  # fail early on an unknown kind
     items, skipped = load_eval_items(data, limit=limit)
@@ -369,6 +376,7 @@ def evaluate(
         backend=backend,
         precision=precision,
     )
+    result.longform, result.redact = longform, redact
     write_evaluation(result, out_dir)
     return result
 
@@ -379,6 +387,7 @@ def write_evaluation(result: EvalResult, out_dir: str | Path) -> dict[str, Path]
     files = result.write(out)
     plot = plot_wer_by_group(result.groups(), out / "wer_by_group.png", overall={"wer": result.wer})
     md = out / "report.md"
-    md.write_text(render_evaluation(result, {"WER by group": plot}, out) + "\n", encoding="utf-8")
+    text = render_evaluation(result, {"WER by group": plot}, out)
+    md.write_text((redact_text(text) if result.redact else text) + "\n", encoding="utf-8")
     files.update(wer_by_group=plot, report_md=md)
     return files
