@@ -10,6 +10,11 @@ library on its own: a block the library refuses becomes a counted problem naming
 ``file:line`` and the cue number, and every other cue is kept. Time parsing and tag stripping
 (``<v Agent>``, ``<b>``) stay the libraries' (``srt``, ``webvtt-py``). Files are decoded like
 manifests (UTF-8, or UTF-16/32 by their byte-order mark; ``manifest_io.manifest_lines``).
+
+SRT has no speaker syntax, so call-centre vendors (and ``data synth --calls``) prefix each cue
+with a label: ``Agent: ...``, ``SPEAKER 1: ...``. A label is not speech, but a cue that merely
+starts with "Note: ..." is; so labels are taken as speakers only when the whole file uses them
+(``_speaker_labels``: at least 80 % of its cues carry one, from at most 4 distinct names).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ __all__ = [
 TRANSCRIPT_FIELDS: tuple[str, ...] = ("srt", "vtt", "subtitles")
 TRANSCRIPT_SUFFIXES: dict[str, str] = {".srt": "srt", ".vtt": "vtt", ".webvtt": "vtt"}
 _TAG = re.compile(r"</?[A-Za-z][^<>]*>")  # SRT's <i>/<b>/<font> markup is not speech
+_LABEL = re.compile(r"^\[?([A-Z][A-Za-z]*(?: [A-Za-z0-9]+)?)\]?:\s+(?=\S)")  # "Agent: ", "SPEAKER 1: "
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,19 @@ def read_srt(path: str | Path) -> tuple[list[Cue], list[CueProblem]]:
             where = f"{p}:{line} (cue {s.index if s.index is not None else n})"
             text = " ".join(_TAG.sub("", s.content).split())
             cues.append(Cue(s.start.total_seconds(), s.end.total_seconds(), text, where))
-    return cues, problems
+    return _speaker_labels(cues), problems
+
+
+def _speaker_labels(cues: list[Cue]) -> list[Cue]:
+    """Cues with a file-wide ``Name: `` prefix moved into ``speaker`` (see the module docstring)."""
+    found = [_LABEL.match(c.text) for c in cues]
+    names = {m.group(1) for m in found if m}
+    if not cues or sum(m is not None for m in found) < 0.8 * len(cues) or len(names) > 4:
+        return cues
+    return [
+        Cue(c.start, c.end, c.text[m.end() :], c.origin, speaker=m.group(1), channel=c.channel) if m else c
+        for c, m in zip(cues, found, strict=True)
+    ]
 
 
 _VTT_NON_CUES = ("NOTE", "STYLE", "REGION")

@@ -154,3 +154,27 @@ def test_window_padding_stays_clear_of_neighbours_and_the_end() -> None:
     assert all(w.duration <= 30.0 and w.start <= w.cues[0].start and w.end >= w.cues[-1].end for w in ws)
     tight = cut_windows(_cues([(0.5, 30.4)]), 30.0, pad_s=0.2)  # 29.9 s of speech: only 0.1 s of room
     assert tight[0].duration <= 30.0 + 1e-9 and tight[0].start <= 0.5 and tight[0].end >= 30.4
+
+
+def test_srt_speaker_labels_used_file_wide_become_speakers(tmp_path: Path) -> None:
+    from whisper_tune.data.subtitles import read_srt
+
+    labelled = tmp_path / "call.srt"
+    labelled.write_text(
+        "1\n00:00:00,500 --> 00:00:02,000\nAgent: Thank you for calling.\n\n"
+        "2\n00:00:02,500 --> 00:00:04,000\nCustomer: Hi, my card is lost.\n\n"
+        "3\n00:00:04,500 --> 00:00:06,000\nAgent: I can help with that.\n"
+    )
+    cues, problems = read_srt(labelled)
+    assert problems == []
+    assert [c.text for c in cues] == ["Thank you for calling.", "Hi, my card is lost.", "I can help with that."]
+    assert [c.speaker for c in cues] == ["Agent", "Customer", "Agent"]
+
+    plain = tmp_path / "talk.srt"
+    plain.write_text(
+        "1\n00:00:00,500 --> 00:00:02,000\nNote: the branch opens at nine.\n\n"
+        "2\n00:00:02,500 --> 00:00:04,000\nPlease bring your ID.\n"
+    )
+    cues, _ = read_srt(plain)
+    assert [c.text for c in cues] == ["Note: the branch opens at nine.", "Please bring your ID."]
+    assert [c.speaker for c in cues] == [None, None]
