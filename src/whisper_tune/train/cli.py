@@ -59,6 +59,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_config(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from whisper_tune.train.explain import config_keys, explain_text
+
+    if args.json:
+        print(json.dumps([asdict(k) for k in config_keys()], indent=2))
+    else:
+        print(explain_text(), end="")
+    return 0
+
+
 def _fmt_row(cols: list[str], widths: list[int]) -> str:
     return "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()
 
@@ -136,6 +148,7 @@ def register(subparsers: Any) -> None:
         help="fine-tune Whisper with Ray Train (+ DeepSpeed) from a YAML config",
         description="Fine-tune Whisper. Overrides are dotted keys: train.learning_rate=1e-5 scaling.num_workers=2. "
         "An existing run name resumes that run.",
+        epilog="Every config key with its type, default and meaning: whisper-tune config --explain",
     )
     p.add_argument("--config", "-c", help="YAML job config (see configs/)")
     p.add_argument(
@@ -145,6 +158,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--new-run", action="store_true", help="if the run name exists, start a suffixed new run")
     p.add_argument("--name", help="run name (same as run.name=...)")
     p.set_defaults(func=_cmd_train, accepts_extra=True)
+
+    p = subparsers.add_parser(
+        "config", help="explain the training config: every key with its type, default and meaning"
+    )
+    p.add_argument("--explain", action="store_true", help="list every key (the default action)")
+    p.add_argument("--json", action="store_true", help="the same list as JSON (key, type, default, help)")
+    p.set_defaults(func=_cmd_config)
 
     p = subparsers.add_parser("runs", help="list training runs (name, status, best eval WER, steps, where)")
     p.add_argument(
