@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
+
+from whisper_tune.console import format_duration, format_pct, quiet_session
 
 __all__ = ["register"]
 
@@ -27,17 +31,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"run.name={args.name}")
     cfg = load_job_config(args.config, overrides)
     default_name = Path(args.config).stem if args.config else "run"
+    verbose = bool(getattr(args, "verbose", False) or getattr(args, "loud", False))
+    # Ray/Train/transformers output goes to <run>/train.log (here until the run dir is known)
+    first_log = Path(tempfile.gettempdir()) / f"whisper-tune-train-{os.getpid()}.log"
+    session = None
     try:
-        outcome = launch(cfg, use_ray=not args.no_ray, default_name=default_name)
+        with quiet_session(first_log, verbose=verbose, follow_run_dir=True) as session:
+            outcome = launch(cfg, use_ray=not args.no_ray, default_name=default_name)
     except Exception as exc:
+        log_path = session.log_path if session is not None else first_log
         # Ray's TrainingFailedError (a worker died more than run.max_failures times): one clear line,
         # non-zero exit; the run dir keeps its checkpoints, so the same command resumes it.
         if type(exc).__name__ not in ("TrainingFailedError", "WorkerGroupError", "ControllerError"):
+            print(f"training failed; the full log: {log_path}", file=sys.stderr)
             raise
         cause = str(exc).strip().splitlines()
         print(
             f"error: training failed (run.max_failures={cfg.run.max_failures}): {type(exc).__name__}: "
-            f"{cause[0] if cause else ''} -- run the same command again to resume from the last checkpoint",
+            f"{cause[0] if cause else ''} -- run the same command again to resume from the last checkpoint"
+            f" (log: {log_path})",
             file=sys.stderr,
         )
         return 1
@@ -45,17 +57,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"run:              {outcome.run_dir}{' (resumed)' if outcome.resumed else ''}")
     print(f"steps:            {outcome.global_step}")
     print(f"best checkpoint:  {outcome.best_checkpoint}")
-    print(f"best eval WER:    {'n/a' if wer is None else f'{wer:.2%}'}")
+    print(f"best eval WER:    {format_pct(wer)}")
     sel = outcome.selection or {}
     if sel.get("guard_wer") is not None and sel.get("base_guard_wer") is not None:
-        print(f"real-speech guard: {sel['base_guard_wer']:.2%} (base) -> {sel['guard_wer']:.2%} (exported)")
+        print(
+            f"real-speech guard: {format_pct(sel['base_guard_wer'])} (base) -> "
+            f"{format_pct(sel['guard_wer'])} (exported)"
+        )
     if sel.get("alpha", 1.0) != 1.0:
         print(f"export:           WiSE-FT mix with the base, alpha {sel['alpha']:g}")
     if sel.get("warning"):
         print(f"WARNING:          {sel['warning']}", file=sys.stderr)
     if outcome.best_dir is not None:
         print(f"best model:       {outcome.best_dir}")
-    print(f"wall time:        {outcome.wall_s:.1f} s")
+    print(f"wall time:        {format_duration(outcome.wall_s)}")
+    print(f"log:              {session.log_path}")
     return 0
 
 
@@ -157,6 +173,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-ray", action="store_true", help="run the train function in this process (debugging)")
     p.add_argument("--new-run", action="store_true", help="if the run name exists, start a suffixed new run")
     p.add_argument("--name", help="run name (same as run.name=...)")
+    p.add_argument(
+        "--verbose",
+        dest="loud",
+        action="store_true",
+        help="show Ray / Ray Train / transformers output on the terminal too (it always goes to RUN/train.log)",
+    )
     p.set_defaults(func=_cmd_train, accepts_extra=True)
 
     p = subparsers.add_parser(
