@@ -248,7 +248,7 @@ def _groups(groups: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
             )
         out += [
             f"<h2>WER by {_e(key)}</h2>",
-            _table([key, "n", "base", "tuned", "change", "base / tuned"], rows, f"group-{key}"),
+            _table([key, "n", "base", "tuned", "change", "bars: base (top), tuned"], rows, f"group-{key}"),
         ]
     return "\n".join(out)
 

@@ -56,7 +56,8 @@ def test_train_terminal_is_quiet_and_the_log_has_it_all(
     assert f"log:              {run / 'train.log'}" in lines
     assert "best eval WER:    " in terminal and " %" in terminal
     log = (run / "train.log").read_text(encoding="utf-8", errors="replace")
-    assert "RayTrainWorker" in log and "Started a local Ray instance" in log
+    for noise in ("RayTrainWorker", "TrainController", "Reporting training result"):
+        assert noise in log, noise
     assert "whisper_tune.train.launch" in log  # our own INFO records too
     assert (run / "progress.json").is_file()
 
