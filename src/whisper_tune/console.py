@@ -45,6 +45,9 @@ __all__ = [
 
 _PLAIN_STEPS = 4  # without a terminal: a line at each quarter of a stage (plus start and end)
 _PLAIN_MIN_GAP_S = 20.0
+# tqdm formats; tqdm puts ", " before a postfix, so the note closes the bracket
+_BAR = "{desc}: {percentage:3.0f}%|{bar:24}| {n_fmt}/{total_fmt}{unit} [{elapsed} < ETA {remaining}{postfix}]"
+_BAR_NO_TOTAL = "{desc}: {n_fmt}{unit} [{elapsed}{postfix}]"
 
 
 def format_pct(x: Any, digits: int = 2) -> str:
@@ -252,10 +255,7 @@ class Stage:
                 file=self._out,
                 dynamic_ncols=True,
                 leave=True,
-                bar_format="{desc}: {percentage:3.0f}%|{bar:24}| {n_fmt}/{total_fmt}{unit} "
-                "[{elapsed} < ETA {remaining}] {postfix}"
-                if total
-                else "{desc}: {n_fmt}{unit} [{elapsed}] {postfix}",
+                bar_format=_BAR if total else _BAR_NO_TOTAL,
             )
         else:
             self._line(f"{title} ...")
@@ -285,6 +285,7 @@ class Stage:
             if self._bar is not None:
                 if total and self._bar.total != total:
                     self._bar.total = total
+                    self._bar.bar_format = _BAR  # now with a percentage and an ETA
                 self._bar.n = self.done
                 self._bar.set_postfix_str(self.note, refresh=False)
                 self._bar.refresh()
