@@ -141,7 +141,7 @@ def _cmd_best(args: argparse.Namespace) -> int:
         )
         metrics = json.loads((done.local / run.METRICS_FILE).read_text())
         print(f"best checkpoint:  {done.checkpoint}")
-        print(f"eval WER:         {metrics.get('eval_wer')}")
+        print(f"eval WER:         {format_pct(metrics.get('eval_wer'))}")
         print(f"model:            {done.local}")
         print(f"pushed to:        {done.remote}")
         if args.ct2:
@@ -150,7 +150,7 @@ def _cmd_best(args: argparse.Namespace) -> int:
     best = export_best(run.path, checkpoint=args.checkpoint, ct2=args.ct2, quantization=args.quantization)
     metrics = json.loads((best / run.METRICS_FILE).read_text())
     print(f"best checkpoint:  {metrics.get('source_checkpoint')}")
-    print(f"eval WER:         {metrics.get('eval_wer')}")
+    print(f"eval WER:         {format_pct(metrics.get('eval_wer'))}")
     print(f"model:            {best}")
     if args.ct2:
         print(f"ctranslate2:      {best / 'ct2'}")
