@@ -58,3 +58,15 @@ def test_summary_is_formatted_for_people(
     assert f"log       {(out / 'demo.log').resolve()}" in terminal
     assert "timings   synthesis 2 min 11 s, model_pull 0.0 s, training 11 min 15 s" in terminal
     assert len(terminal.splitlines()) < 20
+
+
+def test_the_progress_messages_the_demo_follows_still_exist() -> None:
+    """The synthesis and evaluation bars follow these log messages (console.progress_from_log)."""
+    import inspect
+
+    from whisper_tune.data.synth import corpus
+    from whisper_tune.evaluate import pipeline
+
+    assert '"rendered %d/%d chunks"' in inspect.getsource(corpus)
+    assert '"%s: WER %.4f over %d utterances, transcribed in %.1f s"' in inspect.getsource(pipeline)
+    assert '"rendered %d/%d chunks"' in inspect.getsource(demo)
