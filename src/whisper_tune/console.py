@@ -47,7 +47,7 @@ _PLAIN_STEPS = 4  # without a terminal: a line at each quarter of a stage (plus 
 _PLAIN_MIN_GAP_S = 20.0
 # tqdm formats; tqdm puts ", " before a postfix, so the note closes the bracket
 _BAR = "{desc}: {percentage:3.0f}%|{bar:24}| {n_fmt}/{total_fmt}{unit} [{elapsed} < ETA {remaining}{postfix}]"
-_BAR_NO_TOTAL = "{desc}: {n_fmt}{unit} [{elapsed}{postfix}]"
+_BAR_NO_TOTAL = "{desc}: {elapsed} elapsed{postfix}"
 
 
 def format_pct(x: Any, digits: int = 2) -> str:
@@ -257,8 +257,19 @@ class Stage:
                 leave=True,
                 bar_format=_BAR if total else _BAR_NO_TOTAL,
             )
+            # the elapsed time moves on even while nothing reports (an evaluation, an export)
+            threading.Thread(target=self._tick, name="whisper-tune-stage", daemon=True).start()
         else:
             self._line(f"{title} ...")
+
+    def _tick(self) -> None:
+        while True:
+            time.sleep(1.0)
+            with self._lock:
+                if self._closed:
+                    return
+                with contextlib.suppress(Exception):
+                    self._bar.refresh()
 
     def _line(self, text: str) -> None:
         self._out.write(text + "\n")
