@@ -70,3 +70,9 @@ def test_the_progress_messages_the_demo_follows_still_exist() -> None:
     assert '"rendered %d/%d chunks"' in inspect.getsource(corpus)
     assert '"%s: WER %.4f over %d utterances, transcribed in %.1f s"' in inspect.getsource(pipeline)
     assert '"rendered %d/%d chunks"' in inspect.getsource(demo)
+    import importlib
+
+    from whisper_tune.train import guard_select
+
+    launch = importlib.import_module("whisper_tune.train.launch")
+    assert f'"{launch._ALPHA_SCORED}"' in inspect.getsource(guard_select)

@@ -36,6 +36,7 @@ __all__ = ["TrainOutcome", "launch", "prepare_run_dir"]
 
 log = logging.getLogger(__name__)
 
+_ALPHA_SCORED = "alpha %.2f: eval WER %.2f %%, guard WER %.2f %% (limit %.2f %%)%s"  # guard_select's line
 _FORWARDED_ENV = (
     "HF_HUB_OFFLINE",
     "TRANSFORMERS_OFFLINE",
@@ -231,12 +232,16 @@ def launch(
     shown.close(f"best checkpoint eval WER {console.format_pct(outcome.best_eval_wer)}")
     selection = None
     if cfg.run.export_best and outcome.best_checkpoint is not None:
-        shown = console.stage("export (guard check, WiSE-FT mix, CTranslate2)")
+        shown = console.stage("export (guard check, WiSE-FT mix, CTranslate2)", unit="mixes")
         outcome.best_dir = export_best(
             run_dir, checkpoint=outcome.best_checkpoint, ct2=False, base_model=cfg.model.name
         )
-        # the guard bound, and the WiSE-FT mix when no checkpoint met it (before the CT2 copy)
-        selection = finalize_export(cfg, run_dir, outcome.best_dir, outcome.metrics)
+        # the guard bound, and the WiSE-FT mix when no checkpoint met it (before the CT2 copy);
+        # the bar counts the mixing ratios scored (guard_select logs one line per ratio)
+        with console.progress_from_log(
+            shown, "whisper_tune.train.guard_select", _ALPHA_SCORED, total=len(cfg.run.interpolation_alphas)
+        ):
+            selection = finalize_export(cfg, run_dir, outcome.best_dir, outcome.metrics)
         outcome.selection = selection.to_dict()
         if cfg.run.ct2:
             export_ct2(
