@@ -4,7 +4,7 @@ Why a module of its own: ``compare`` is the product's proof (or disproof) of the
 models decode the same feature bank through the shared inference path; the base model also
 decodes with the domain terms as its initial prompt (does tuning beat prompting?); both decode
 the real-speech guard (did tuning hurt real callers?); the tuned run's own export rule is read
-from its ``best/metrics.json``. ``report.md``/``report.json`` carry all of it.
+from its ``best/metrics.json``. ``report.md``/``report.json``/``report.html`` carry all of it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from whisper_tune.runs import resolve_model_spec
 from whisper_tune.scoring.redact import redact_obj, redact_text
 from whisper_tune.scoring.wer import resolve_normalizer
 
+from .html import REPORT_HTML, write_report_html
 from .markdown import render_comparison
 from .pipeline import _find_terms, _run_dir_of, _run_model, load_eval_items
 from .plots import plot_training_curves, plot_wer_by_group, read_training_curves
@@ -195,11 +196,12 @@ def write_comparison(cmp: ComparisonResult, out_dir: str | Path, *, worst_n: int
             )
     files.update({k.lower().replace(" ", "_"): v for k, v in plots.items()})
     md, js = out / "report.md", out / "report.json"
-    files["report_md"], files["report_json"] = md, js
+    files["report_md"], files["report_json"], files["report_html"] = md, js, out / REPORT_HTML
     cmp.files = files
     scrub = cmp.base.redact
     text = render_comparison(cmp, plots, out, note, worst_n)
     md.write_text((redact_text(text) if scrub else text) + "\n", encoding="utf-8")
     report = redact_obj(cmp.to_dict()) if scrub else cmp.to_dict()
     js.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    write_report_html(json.loads(js.read_text(encoding="utf-8")), out, plots)  # the dict report.json holds
     return cmp

@@ -49,6 +49,7 @@ from whisper_tune.train.encoder_cache import (
 )
 from whisper_tune.train.plan import batch_of
 from whisper_tune.train.resolve import record_plan, resolve_job
+from whisper_tune.train.progress import ProgressFile
 from whisper_tune.train.sampler import LengthBucketSampler
 from whisper_tune.train.strategies import apply_strategy
 from whisper_tune.train.trainer import WhisperTrainer, training_arguments
@@ -361,6 +362,8 @@ def callbacks(worker: Worker) -> list[TrainerCallback]:
         tb = tensorboard_callback(run_dir)
         if tb is not None:
             found.append(tb)
+        if not run_files.is_remote(run_dir):
+            found.append(ProgressFile(run_dir))  # the driver's progress bar reads it
     if worker.cfg.use_ray:
         found.append(ray_report_callback(info.local_rank))
     else:

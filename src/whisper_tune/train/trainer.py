@@ -107,7 +107,7 @@ def training_arguments(
     Evaluation and saving are by steps (``save_steps`` is a multiple of ``eval_steps``, checked
     in the config), so every checkpoint carries the ``eval_wer`` of its own weights; the HF
     Trainer keeps one checkpoint of its own (the run's checkpoints are copied out by the
-    callbacks). Only rank 0 shows a progress bar.
+    callbacks). No worker shows a progress bar of its own (the driver shows one).
     """
     t = job.train
     return Seq2SeqTrainingArguments(
@@ -142,6 +142,6 @@ def training_arguments(
         seed=t.seed,
         ddp_find_unused_parameters=False,
         log_level="warning",
-        disable_tqdm=rank != 0,
+        disable_tqdm=True,  # the driver shows one bar, fed by rank 0's progress.json (train/progress.py)
         **training_args_overrides(plan),
     )
