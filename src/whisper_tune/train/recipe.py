@@ -22,7 +22,7 @@ import logging
 import math
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,8 +48,8 @@ from whisper_tune.train.encoder_cache import (
     cache_fingerprint,
 )
 from whisper_tune.train.plan import batch_of
-from whisper_tune.train.resolve import record_plan, resolve_job
 from whisper_tune.train.progress import ProgressFile
+from whisper_tune.train.resolve import record_plan, resolve_job
 from whisper_tune.train.sampler import LengthBucketSampler
 from whisper_tune.train.strategies import apply_strategy
 from whisper_tune.train.trainer import WhisperTrainer, training_arguments
@@ -405,24 +405,9 @@ def build_trainer(
     return trainer
 
 
-@contextlib.contextmanager
-def resume(worker: Worker) -> Iterator[str | None]:
-    """The HF checkpoint to resume from while the block runs, or None for a fresh start.
-
-    Under Ray: the checkpoint Ray restored (``ray.train.get_checkpoint()``, kept on disk
-    until the block ends); without Ray: the run dir's latest complete checkpoint.
-    """
-    if not worker.cfg.use_ray:
-        yield run_files.resume_point(worker.cfg.run_dir)
-        return
-    import ray.train
-
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is None:
-        yield None
-        return
-    with checkpoint.as_directory() as ckpt_dir:
-        yield str(Path(ckpt_dir) / run_files.HF_CHECKPOINT)
+def resume(worker: Worker) -> contextlib.AbstractContextManager[str | None]:
+    """The HF checkpoint to resume from while the block runs, or None (``run_files.resume_checkpoint``)."""
+    return run_files.resume_checkpoint(worker.cfg.use_ray, worker.cfg.run_dir)
 
 
 def fit(worker: Worker, trainer: WhisperTrainer, resume_from: str | None) -> dict[str, Any]:

@@ -13,14 +13,17 @@ checkpoints, the launcher pushes the rest).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from whisper_tune.runs import Checkpoint, RunDir
 
 __all__ = [
+    "resume_checkpoint",
     "CHECKPOINT_PREFIX",
     "PLAN_FILE",
     "StepClock",
@@ -124,3 +127,23 @@ class StepClock:
         self.marks[name] = round(now - self._t, 2)
         self._t = now
         return value
+
+
+@contextlib.contextmanager
+def resume_checkpoint(use_ray: bool, run_dir: Path) -> Iterator[str | None]:
+    """The HF checkpoint to resume from while the block runs, or None for a fresh start.
+
+    Under Ray: the checkpoint Ray restored (``ray.train.get_checkpoint()``, kept on disk
+    until the block ends); without Ray: the run dir's latest complete checkpoint.
+    """
+    if not use_ray:
+        yield resume_point(run_dir)
+        return
+    import ray.train
+
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        yield None
+        return
+    with checkpoint.as_directory() as ckpt_dir:
+        yield str(Path(ckpt_dir) / HF_CHECKPOINT)

@@ -167,7 +167,11 @@ def test_srt_speaker_labels_used_file_wide_become_speakers(tmp_path: Path) -> No
     )
     cues, problems = read_srt(labelled)
     assert problems == []
-    assert [c.text for c in cues] == ["Thank you for calling.", "Hi, my card is lost.", "I can help with that."]
+    assert [c.text for c in cues] == [
+        "Thank you for calling.",
+        "Hi, my card is lost.",
+        "I can help with that.",
+    ]
     assert [c.speaker for c in cues] == ["Agent", "Customer", "Agent"]
 
     plain = tmp_path / "talk.srt"
