@@ -137,6 +137,7 @@ def job_config_dict(cfg: DemoConfig, corpus: Path, train_clips: int, use_gpu: bo
             "ct2": cfg.ct2_export,
             "ct2_quantization": "int8",
         },
+        "report": {"redact": cfg.redact},  # so a later `compare` on the run masks PII too
     }
 
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from whisper_tune.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from whisper_tune.train.guard_select import DEFAULT_ALPHAS
+from whisper_tune.train.sections import EvalSection, ReportSection
 
 __all__ = [
     "DEEPSPEED_PRESETS",
@@ -26,6 +27,7 @@ __all__ = [
     "JobConfig",
     "LoraSection",
     "ModelSection",
+    "ReportSection",
     "RunSection",
     "ScalingSection",
     "TrainSection",
@@ -344,13 +346,6 @@ class RunSection:
             raise ConfigError("run.storage_path: must not be empty")
 
 
-@dataclass
-class EvalSection:
-    """How eval WER (the checkpoint score) is computed during training."""
-
-    normalizer: Literal["whisper_en", "basic", "none"] = "whisper_en"
-
-
 @dataclass(kw_only=True)
 class JobConfig:
     """One fine-tuning job: ``whisper-tune train --config X.yaml [section.key=value ...]``."""
@@ -361,6 +356,7 @@ class JobConfig:
     scaling: ScalingSection = field(default_factory=ScalingSection)
     run: RunSection = field(default_factory=RunSection)
     eval: EvalSection = field(default_factory=EvalSection)
+    report: ReportSection = field(default_factory=ReportSection)
 
     def __post_init__(self) -> None:
         t = self.train
