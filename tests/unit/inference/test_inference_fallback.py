@@ -139,5 +139,8 @@ def test_vad_windows_skip_silence() -> None:
     voiced = (0.3 * buzz + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
     audio = np.concatenate([silence, voiced, silence])
     windows = speech_windows(audio, 30.0)
+    assert windows
     for start, w in windows:
         assert start >= 15.0 and start + len(w) / SR <= 25.0  # nothing from the long silences
+    two = speech_windows(np.concatenate([silence, voiced, silence[: SR * 10], voiced]), 30.0)
+    assert len(two) == 2 and two[1][0] > 30.0  # a 10 s pause splits, though both fit 30 s
