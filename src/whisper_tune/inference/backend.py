@@ -179,7 +179,9 @@ class Backend(ABC):
 
     def _features(self, bank: FeatureBank, idx: Sequence[int], vad: bool = False) -> np.ndarray:
         t0 = time.perf_counter()
-        feats = bank.features(self.feature_extractor, self.frames, idx, device=self._feature_device(), vad=vad)
+        feats = bank.features(
+            self.feature_extractor, self.frames, idx, device=self._feature_device(), vad=vad
+        )
         out = np.ascontiguousarray(np.stack(feats), dtype=np.float32)
         self.stats["features_s"] += time.perf_counter() - t0
         return out
@@ -335,7 +337,12 @@ class Backend(ABC):
         return [pick(tried[i], options) if i in pending else tried[i][-1] for i in rows]
 
     def _add_words(
-        self, feats: np.ndarray, code: str | None, options: DecodeOptions, out: list[Decoded], secs: list[float]
+        self,
+        feats: np.ndarray,
+        code: str | None,
+        options: DecodeOptions,
+        out: list[Decoded],
+        secs: list[float],
     ) -> None:
         texts = [[t for t in d.tokens if t < self.eot] for d in out]
         rows = [i for i, t in enumerate(texts) if t]
@@ -401,7 +408,12 @@ class Backend(ABC):
                 )
                 if words is not None:
                     seg.words = [
-                        Word(w["word"], round(start + w["start"], 3), round(start + w["end"], 3), w["probability"])
+                        Word(
+                            w["word"],
+                            round(start + w["start"], 3),
+                            round(start + w["end"], 3),
+                            w["probability"],
+                        )
                         for w in words[j]
                     ]
                 segs.append(seg)

@@ -41,12 +41,14 @@ class Decoded:
     no_speech_prob: float = 0.0  # P(<|nospeech|>) at the first decoder step
     temperature: float = 0.0
     compression_ratio: float = 0.0  # of the window's text; set by the decode loop
-    words: list[dict[str, Any]] = field(default_factory=list)  # alignment: word, tokens, start, end, probability
+    words: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # alignment: word, tokens, start, end, probability
 
 
 def needs_fallback(d: Decoded, options: Any) -> bool:
     """Whether ``d`` fails ``options``' thresholds (a ``DecodeOptions``) and is not silence."""
-    lp, cr, ns = options.log_prob_threshold, options.compression_ratio_threshold, options.no_speech_threshold
+    lp, cr = options.log_prob_threshold, options.compression_ratio_threshold
     fails = (cr is not None and d.compression_ratio > cr) or (lp is not None and d.avg_logprob < lp)
     return fails and not is_silent(d, options)
 

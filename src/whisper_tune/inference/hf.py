@@ -174,21 +174,30 @@ class HFBackend(Backend):
         with torch.inference_mode():
             enc = get_encoder()(x) if get_encoder is not None else None
             for _ in range(options.best_of if temperature > 0 else 1):
-                out = self.model.generate(x, **kwargs) if enc is None else self.model.generate(encoder_outputs=enc, **kwargs)
+                out = (
+                    self.model.generate(x, **kwargs)
+                    if enc is None
+                    else self.model.generate(encoder_outputs=enc, **kwargs)
+                )
                 rows = self._rows(out, len(start))
                 if enc is not None:
                     self._score(enc, prompt_ids + start, rows)
                 if best is None:
                     best = rows
                 else:  # sampling: keep each window's likeliest draw
-                    best = [b if b.avg_logprob >= r.avg_logprob else r for b, r in zip(best, rows, strict=True)]
+                    best = [
+                        b if b.avg_logprob >= r.avg_logprob else r for b, r in zip(best, rows, strict=True)
+                    ]
         assert best is not None
         return best
 
     def _start_ids(self, language: str | None, options: DecodeOptions) -> list[int]:
         ids = [self.sot]
         if self.multilingual:
-            ids += [int(self.tokenizer.convert_tokens_to_ids(f"<|{language or 'en'}|>")), self._task_token(options.task)]
+            ids += [
+                int(self.tokenizer.convert_tokens_to_ids(f"<|{language or 'en'}|>")),
+                self._task_token(options.task),
+            ]
         if not options.timestamps:
             ids.append(self.no_timestamps)
         return ids
@@ -219,7 +228,9 @@ class HFBackend(Backend):
 
         seqs = [head + d.tokens + [self.eot] for d in rows]
         width = max(len(q) for q in seqs)
-        ids = torch.tensor([q + [self.eot] * (width - len(q)) for q in seqs], device=enc.last_hidden_state.device)
+        ids = torch.tensor(
+            [q + [self.eot] * (width - len(q)) for q in seqs], device=enc.last_hidden_state.device
+        )
         logits = self.model(encoder_outputs=enc, decoder_input_ids=ids).logits.float()
         logp = logits.log_softmax(-1)
         at_sot = head.index(self.sot)
@@ -259,7 +270,15 @@ class HFBackend(Backend):
             if not group:
                 continue
             s0, e0 = before[k], at[k + len(group) - 1]
-            out.append({"word": word, "tokens": group, "start": float(s0), "end": float(max(e0, s0)), "probability": 0.0})
+            out.append(
+                {
+                    "word": word,
+                    "tokens": group,
+                    "start": float(s0),
+                    "end": float(max(e0, s0)),
+                    "probability": 0.0,
+                }
+            )
             k += len(group)
         return out
 

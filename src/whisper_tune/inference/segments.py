@@ -63,7 +63,9 @@ def tokens_to_segments(
     return out
 
 
-def assign_words(segment_tokens: Sequence[Sequence[int]], words: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+def assign_words(
+    segment_tokens: Sequence[Sequence[int]], words: Sequence[dict[str, Any]]
+) -> list[list[dict[str, Any]]]:
     """A window's aligned words (each with its ``tokens``) shared out over its segments in order,
     by token count (faster-whisper's rule); words without text (merged punctuation) are dropped."""
     out: list[list[dict[str, Any]]] = []

@@ -18,7 +18,9 @@ from whisper_tune.data.audio import SAMPLE_RATE
 
 __all__ = ["MAX_GAP_S", "speech_windows"]
 
-MAX_GAP_S = 2.0  # a pause up to this long stays inside a window (Whisper handles pauses; 20 s of hold music not)
+MAX_GAP_S = (
+    2.0  # a pause up to this long stays inside a window (Whisper handles pauses; 20 s of hold music not)
+)
 
 
 def speech_windows(audio: np.ndarray, max_s: float, sr: int = SAMPLE_RATE) -> list[tuple[float, np.ndarray]]:

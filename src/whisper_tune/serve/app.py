@@ -75,8 +75,6 @@ INFO_ROOM = 8  # places a Model replica keeps for info calls beyond the requests
 LIGHT_ROOM = 16  # ingress places beyond uploads and the pool: /healthz, /v1/models, /, quick 503s
 
 
-
-
 def _page() -> str:
     return (resources.files("whisper_tune.serve") / "web" / "index.html").read_text(encoding="utf-8")
 
@@ -426,7 +424,9 @@ def build_app(opts: ServeOptions) -> Any:
     scaling: dict[str, Any] = {"num_replicas": opts.replicas}
     if opts.autoscaling_config is not None:  # {}: Serve's defaults, i.e. num_replicas="auto"
         scaling = (
-            {"autoscaling_config": dict(opts.autoscaling_config)} if opts.autoscaling_config else {"num_replicas": "auto"}
+            {"autoscaling_config": dict(opts.autoscaling_config)}
+            if opts.autoscaling_config
+            else {"num_replicas": "auto"}
         )
     model = Model.options(  # type: ignore[attr-defined]
         **scaling,

@@ -102,10 +102,14 @@ def options_from_args(args: dict[str, Any]) -> ServeOptions:
     if args.get("api_key_env"):
         key = os.environ.get(str(args["api_key_env"]), "").strip()
         if not key:
-            raise UserError(f"serve builder: api_key_env {args['api_key_env']}: that variable is unset or empty")
+            raise UserError(
+                f"serve builder: api_key_env {args['api_key_env']}: that variable is unset or empty"
+            )
         kw["api_key_sha256"] = hash_api_key(key)
     backend_kw = {k: str(args[k]) for k in _BACKEND_KEYS if k in args}
-    backend = serve_backend_options(batch_size=int(kw.get("max_batch_size", probe.max_batch_size)), **backend_kw)
+    backend = serve_backend_options(
+        batch_size=int(kw.get("max_batch_size", probe.max_batch_size)), **backend_kw
+    )
     decode = backend.decode
     if "speech_gate" in args and not _flag("speech_gate", args["speech_gate"]):
         decode = dataclasses.replace(decode, gate=None)

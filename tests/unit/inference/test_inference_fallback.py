@@ -41,7 +41,15 @@ class Scripted(Backend):
     def _model_is_multilingual(self) -> bool:
         return False
 
-    def _generate(self, features: Any, language: Any, prompt_ids: Any, options: Any, max_new: int, temperature: float = 0.0) -> list[Decoded]:
+    def _generate(
+        self,
+        features: Any,
+        language: Any,
+        prompt_ids: Any,
+        options: Any,
+        max_new: int,
+        temperature: float = 0.0,
+    ) -> list[Decoded]:
         self.calls.append((int(features.shape[0]), temperature))
         out = []
         for f in features:
@@ -65,7 +73,10 @@ def test_statistics_and_rule() -> None:
     assert not needs_fallback(Decoded([1], avg_logprob=-0.1, compression_ratio=1.2), opts)
     silent = Decoded([1], avg_logprob=-1.5, no_speech_prob=0.9)
     assert is_silent(silent, opts) and not needs_fallback(silent, opts)  # silence is not retried
-    tried = [Decoded([1], -2.0, temperature=0.0, compression_ratio=1.0), Decoded([2], -1.2, temperature=0.2, compression_ratio=3.0)]
+    tried = [
+        Decoded([1], -2.0, temperature=0.0, compression_ratio=1.0),
+        Decoded([2], -1.2, temperature=0.2, compression_ratio=3.0),
+    ]
     best = pick(tried, opts)
     assert best.tokens == [1] and best.temperature == 0.2  # the passing ratio wins; last temperature reported
 
@@ -112,7 +123,11 @@ def test_hotwords_lead_the_prompt(proc: Any) -> None:
     b = Scripted(proc, {1.0: lambda t: (-0.1, 0.0)})
     ids = b._prompt_ids("Zelle transfer", "APR")
     enc = proc.tokenizer.encode
-    assert ids == [b.startofprev, *enc(" APR", add_special_tokens=False), *enc(" Zelle transfer", add_special_tokens=False)]
+    assert ids == [
+        b.startofprev,
+        *enc(" APR", add_special_tokens=False),
+        *enc(" Zelle transfer", add_special_tokens=False),
+    ]
     assert b._prompt_ids(None, None) == [] and b._prompt_ids(" ", "") == []
 
 
@@ -135,7 +150,9 @@ def test_vad_windows_skip_silence() -> None:
     rng = np.random.default_rng(0)
     t = np.arange(SR * 2) / SR
     # a voiced, amplitude-modulated 150 Hz buzz with harmonics: close enough to speech for Silero
-    buzz = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 12)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t))
+    buzz = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 12)) * (
+        0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)
+    )
     voiced = (0.3 * buzz + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
     audio = np.concatenate([silence, voiced, silence])
     windows = speech_windows(audio, 30.0)

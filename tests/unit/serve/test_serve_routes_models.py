@@ -78,8 +78,16 @@ def _multilingual(r: Any, transcript: Transcript) -> None:
 
 def test_request_options_reach_the_job_and_verbose_json_has_statistics_and_words() -> None:
     seg = Segment(
-        0, 0.0, 1.0, " Hello there", [1, 2], avg_logprob=-0.25, compression_ratio=1.1, no_speech_prob=0.02,
-        temperature=0.2, words=[Word(" Hello", 0.0, 0.4, 0.9), Word(" there", 0.4, 1.0, 0.8)],
+        0,
+        0.0,
+        1.0,
+        " Hello there",
+        [1, 2],
+        avg_logprob=-0.25,
+        compression_ratio=1.1,
+        no_speech_prob=0.02,
+        temperature=0.2,
+        words=[Word(" Hello", 0.0, 0.4, 0.9), Word(" there", 0.4, 1.0, 0.8)],
     )
     r = ingress()
     _multilingual(r, Transcript("Hello there", [seg], "german", 1.0, task="translate"))
@@ -88,17 +96,26 @@ def test_request_options_reach_the_job_and_verbose_json_has_statistics_and_words
     assert out.status_code == 200, out.body
     job = r.model.jobs[-1]
     assert (job.task, job.temperatures, job.word_timestamps, job.hotwords, job.timestamps) == (
-        "translate", TEMPERATURE_LADDER, True, "Zelle", True,
+        "translate",
+        TEMPERATURE_LADDER,
+        True,
+        "Zelle",
+        True,
     )
     got = body(out)
     assert got["task"] == "translate" and "segments" not in got  # only words were asked for
-    assert got["words"] == [{"word": "Hello", "start": 0.0, "end": 0.4}, {"word": "there", "start": 0.4, "end": 1.0}]
+    assert got["words"] == [
+        {"word": "Hello", "start": 0.0, "end": 0.4},
+        {"word": "there", "start": 0.4, "end": 1.0},
+    ]
     both = {**fields, "timestamp_granularities[]": "segment", "temperature": "0.6"}
     both_req = upload(wav(1.0), **both)
     out = asyncio.run(r.transcriptions(both_req))
     s0 = body(out)["segments"][0]
     assert (s0["avg_logprob"], s0["compression_ratio"], s0["no_speech_prob"], s0["temperature"]) == (
-        -0.25, 1.1, 0.02, 0.2,
+        -0.25,
+        1.1,
+        0.02,
+        0.2,
     )
     assert r.model.jobs[-1].temperatures == (0.6,) and r.model.jobs[-1].task == "transcribe"
-
