@@ -408,10 +408,10 @@ class Backend(ABC):
                 )
                 if words is not None:
                     seg.words = [
-                        Word(
+                        Word(  # times inside the window: DTW may run into its padding
                             w["word"],
-                            round(start + w["start"], 3),
-                            round(start + w["end"], 3),
+                            round(start + min(w["start"], win_s), 3),
+                            round(start + min(w["end"], win_s), 3),
                             w["probability"],
                         )
                         for w in words[j]

@@ -35,6 +35,7 @@ from .backend import Backend
 from .device import resolve_device, resolve_precision
 from .fallback import Decoded
 from .options import BackendOptions, DecodeOptions
+from .segments import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS
 
 __all__ = ["CT2Backend"]
 
@@ -184,7 +185,7 @@ class CT2Backend(Backend):
         frames = [max(1, min(self.frames, int(round(s * 100)))) for s in seconds]
         aligned = fw.find_alignment(tok, texts, fw.encode(np.ascontiguousarray(features)), frames)
         for words in aligned:
-            merge_punctuations(words, "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、")
+            merge_punctuations(words, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
             for w in words:
                 w["start"], w["end"] = float(w["start"]), float(w["end"])
                 w["probability"] = round(float(w["probability"]), 4)

@@ -32,6 +32,7 @@ from .bank import model_frames
 from .device import resolve_device, resolve_precision
 from .fallback import Decoded
 from .options import BackendOptions, DecodeOptions
+from .segments import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS
 
 __all__ = ["HFBackend"]
 
@@ -257,6 +258,7 @@ class HFBackend(Backend):
         """Token times (``times[0]``: the step before ``gen[0]``) grouped into words by the
         tokenizer's word rule (faster-whisper's ``split_to_word_tokens``, spaces or unicode)."""
         from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import merge_punctuations
 
         text = [t for t in gen if t < self.eot]
         at = [times[j + 1] for j, t in enumerate(gen) if t < self.eot]
@@ -280,6 +282,7 @@ class HFBackend(Backend):
                 }
             )
             k += len(group)
+        merge_punctuations(out, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
         return out
 
     def _align(

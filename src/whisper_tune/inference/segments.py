@@ -9,9 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["TIME_PRECISION", "assign_words", "tokens_to_segments"]
+__all__ = [
+    "APPEND_PUNCTUATIONS",
+    "PREPEND_PUNCTUATIONS",
+    "TIME_PRECISION",
+    "assign_words",
+    "tokens_to_segments",
+]
 
 TIME_PRECISION = 0.02  # seconds per timestamp token step
+# punctuation merged into the next / previous word when words are timed (OpenAI's and faster-whisper's sets)
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 
 
 def tokens_to_segments(

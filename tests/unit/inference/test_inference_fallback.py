@@ -161,3 +161,19 @@ def test_vad_windows_skip_silence() -> None:
         assert start >= 15.0 and start + len(w) / SR <= 25.0  # nothing from the long silences
     two = speech_windows(np.concatenate([silence, voiced, silence[: SR * 10], voiced]), 30.0)
     assert len(two) == 2 and two[1][0] > 30.0  # a 10 s pause splits, though both fit 30 s
+
+
+def test_translate_reaches_generate_and_the_transcript(proc: Any) -> None:
+    """``task`` end to end on a multilingual (stand-in) model: generate gets it, the result says it."""
+    from test_inference_transcribe import FakeWhisper
+
+    from whisper_tune.inference import HFBackend
+
+    model = FakeWhisper(proc.tokenizer, multilingual=True)
+    b = HFBackend(model, proc, "multi", BackendOptions(batch_size=2))
+    t = tone(0.1, 1.0)
+    out = b.transcribe_batch([t], "de", None, False, None, task="translate", temperatures=(0.5,))
+    assert model.kwargs[-1]["task"] == "translate" and model.kwargs[-1]["language"] == "de"
+    assert model.kwargs[-1]["do_sample"] is True and model.kwargs[-1]["temperature"] == 0.5
+    assert out[0].task == "translate" and out[0].language == "german"
+    assert len(model.kwargs) == DecodeOptions().best_of  # sampling: best_of draws, the likeliest kept
