@@ -63,5 +63,7 @@ class Failure:
 
 def served_ids(model_name: str, spec: str, aliases: tuple[str, ...]) -> list[str]:
     """The ids a request's ``model`` field may name: the reported name first, then the spec it
-    was loaded from and the aliases (``whisper-1`` by default: clients written for OpenAI send it)."""
-    return list(dict.fromkeys(x for x in (model_name, spec, *aliases) if x))
+    was loaded from when that is a name (``tiny.en``; a directory or URI is not listed: no server
+    paths in responses) and the aliases (``whisper-1`` by default: clients written for OpenAI send it)."""
+    named = spec if spec and not any(c in spec for c in "/\\:") else ""
+    return list(dict.fromkeys(x for x in (model_name, named, *aliases) if x))

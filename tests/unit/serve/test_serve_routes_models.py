@@ -29,7 +29,8 @@ def _models(r: Any) -> list[str]:
 
 def test_served_ids_and_job_keys() -> None:
     assert served_ids("tiny.en", "tiny.en", ("whisper-1",)) == ["tiny.en", "whisper-1"]
-    assert served_ids("bank/best", "/runs/bank", ()) == ["bank/best", "/runs/bank"]
+    assert served_ids("bank/best", "/runs/bank", ()) == ["bank/best"]  # a path is not an id
+    assert served_ids("bank", "s3://b/run", ("whisper-1",)) == ["bank", "whisper-1"]
     a = Job(None, "en", None, True, 0.0, temperatures=TEMPERATURE_LADDER, word_timestamps=True)
     b = Job(None, "en", None, True, 9.0, temperatures=TEMPERATURE_LADDER, word_timestamps=True)
     c = Job(None, "en", None, True, 0.0, task="translate")
