@@ -11,9 +11,9 @@ Why the windows are still decoded here, with ``ctranslate2.models.Whisper.genera
 model faster-whisper loaded, rather than by ``WhisperModel.transcribe`` or
 ``BatchedInferencePipeline.transcribe``: both take one file per call, so the windows of
 different requests (or evaluation clips) cannot share a forward pass, and on the guard set's
-24 short clips (tiny.en int8, 2-core CPU) they measured slower and less exact than this loop
-(docs/serve.md "faster-whisper"): WER 1.71 % against 1.14 %, 3.3 and 2.6 against 3.5 audio
-s/s. The per-window statistics are faster-whisper's (``return_scores``,
+24 short clips (tiny.en int8, 2-core CPU) they measured slower and no more exact than this
+loop (docs/serve.md "faster-whisper"): 7.6-7.8 against 8.3 audio s/s, WER 1.71 % against
+1.14 %. The per-window statistics are faster-whisper's (``return_scores``,
 ``return_no_speech_prob``, the same mean log-probability), the fallback and no-speech rules
 OpenAI's (``inference.fallback``), shared with the Transformers backend.
 
