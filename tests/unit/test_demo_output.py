@@ -21,7 +21,9 @@ def test_summary_is_formatted_for_people(
         import os
 
         os.write(2, b"(RayTrainWorker pid=1) Reporting training result 0.14533622559652928\n")
-        logging.getLogger("ray.train").warning("Token authentication is enabled")
+        # a library logger that propagates to the root (Ray's own "ray" logger keeps a stream
+        # handler bound to the sys.stderr of its import, which an earlier test's capture may own)
+        logging.getLogger("some_library.auth").warning("Token authentication is enabled")
         res = demo.DemoResult(
             out, out / "data", out / "runs" / "demo", out / "runs" / "demo" / "best", out / "report",
             0.30509745127436283, 0.14533622559652928,
