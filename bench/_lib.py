@@ -87,23 +87,23 @@ def peak_flops(device_name: str, override: float | None = None) -> float | None:
 def whisper_forward_flops(config: Any, label_len: float, n_frames: int | None = None) -> float:
     """Forward FLOPs per sample for a Whisper ``config`` (matmuls and attention, 2 FLOPs per MAC).
 
-    ``24 n d^2 Te + 4 n d Te^2 + 1440 Te d + 6 Te d^2 + n (28 d^2 L + 4 d^2 Te + 4 d L Te + 4 d L^2)
-    + 2 d V L`` with n layers, d width, Te encoder positions (``n_frames // 2``), L label tokens,
-    V vocabulary: encoder, conv front-end, decoder self- and cross-attention (with the K/V
-    projections of the encoder output), MLPs, output projection. Assumes equal encoder and
-    decoder depth (true for every Whisper size).
+    ``n_e (24 d^2 Te + 4 d Te^2) + 1440 Te d + 6 Te d^2 + n_d (28 d^2 L + 4 d^2 Te + 4 d L Te
+    + 4 d L^2) + 2 d V L`` with n_e encoder and n_d decoder layers (4 vs 32 in large-v3-turbo), d
+    width, Te encoder positions (``n_frames // 2``), L label tokens, V vocabulary: encoder, conv
+    front-end, decoder self- and cross-attention (with the K/V projections of the encoder
+    output), MLPs, output projection.
     """
     d = float(config.d_model)
-    n = float(config.encoder_layers)
+    ne = float(config.encoder_layers)
+    nd = float(getattr(config, "decoder_layers", config.encoder_layers))
     te = float((n_frames if n_frames is not None else 2 * config.max_source_positions) // 2)
     v = float(config.vocab_size)
     lab = float(label_len)
     return (
-        24 * n * d * d * te
-        + 4 * n * d * te * te
+        ne * (24 * d * d * te + 4 * d * te * te)
         + 1440 * te * d
         + 6 * te * d * d
-        + n * (28 * d * d * lab + 4 * d * d * te + 4 * d * lab * te + 4 * d * lab * lab)
+        + nd * (28 * d * d * lab + 4 * d * d * te + 4 * d * lab * te + 4 * d * lab * lab)
         + 2 * d * v * lab
     )
 
@@ -160,7 +160,7 @@ def bare_whisper(shape: str, seed: int = 0) -> Any:
     for speed measurements on a machine that has nothing but torch + transformers."""
     from transformers import WhisperConfig, WhisperForConditionalGeneration
 
-    from whisper_tune.models.random_init import SHAPES
+    from whisper_tune.models.random_init import SHAPES, decoder_layers
 
     d, n, h, ffn, mels = SHAPES[shape]
     cfg = WhisperConfig(
@@ -168,7 +168,7 @@ def bare_whisper(shape: str, seed: int = 0) -> Any:
         num_mel_bins=mels,
         d_model=d,
         encoder_layers=n,
-        decoder_layers=n,
+        decoder_layers=decoder_layers(shape),
         encoder_attention_heads=h,
         decoder_attention_heads=h,
         encoder_ffn_dim=ffn,

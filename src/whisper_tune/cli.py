@@ -19,6 +19,7 @@ _AREAS: tuple[str, ...] = (
     "whisper_tune.models.cli",
     "whisper_tune.data.cli",
     "whisper_tune.train.cli",
+    "whisper_tune.runs.cli",
     "whisper_tune.evaluate.cli",
     "whisper_tune.serve.cli",
     "whisper_tune.cluster.cli",

@@ -19,11 +19,13 @@ import argparse
 import json
 import logging
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from whisper_tune import console
 from whisper_tune.config import apply_overrides, dump_yaml, from_dict
 
 __all__ = ["DemoConfig", "DemoResult", "SIZES", "run_demo", "register"]
@@ -58,6 +60,8 @@ class DemoConfig:
     kl_to_base: float = 0.0  # KL(base || tuned) weight (train.kl_to_base)
     pack_share: float = 0.0  # clips packed into 30 s windows (data.pack_share); 0.5 cost guard WER here
     ct2_export: bool = True
+    calls: int = 1  # synthetic 1-minute two-channel calls decoded long-form in the report (0 = none)
+    redact: bool = True  # report.redact: card/account/phone numbers and e-mails masked in the report
     extra_overrides: list[str] = field(default_factory=list)
 
 
@@ -133,6 +137,7 @@ def job_config_dict(cfg: DemoConfig, corpus: Path, train_clips: int, use_gpu: bo
             "ct2": cfg.ct2_export,
             "ct2_quantization": "int8",
         },
+        "report": {"redact": cfg.redact},  # so a later `compare` on the run masks PII too
     }
 
 
@@ -153,7 +158,7 @@ def _corpus_ready(corpus: Path, cfg: DemoConfig) -> bool:
 
 
 def _pct(value: Any) -> str:
-    return f"{value:.2%}" if isinstance(value, (int, float)) else "n/a"
+    return console.format_pct(value)
 
 
 def _cuda() -> bool:
@@ -163,6 +168,20 @@ def _cuda() -> bool:
         return bool(torch.cuda.is_available())
     except Exception:  # pragma: no cover
         return False
+
+
+def _demo_calls(corpus: Path, cfg: DemoConfig) -> Path | None:
+    """``cfg.calls`` synthetic calls (1 min, 8 kHz stereo) in ``corpus/calls``; their long-form manifest."""
+    from whisper_tune.data.synth.calls import CallsConfig, synthesize_calls
+
+    if cfg.calls < 1:
+        return None
+    calls = corpus / "calls"
+    if not (calls / "longform.jsonl").is_file():
+        synthesize_calls(
+            CallsConfig(out=str(calls), calls=cfg.calls, seed=cfg.seed, minutes=(1.0, 1.0), overwrite=True)
+        )
+    return calls / "longform.jsonl"
 
 
 def run_demo(cfg: DemoConfig) -> DemoResult:
@@ -185,28 +204,27 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     corpus = out / "data"
     t0 = time.perf_counter()
     if _corpus_ready(corpus, cfg):
-        print(f"[1/4] corpus: reusing {corpus}")
+        console.say(f"synthesis: reusing {corpus}")
     else:
-        print(f"[1/4] synthesizing {cfg.clips} banking + everyday clips into {corpus} ...", flush=True)
-        info = synthesize_corpus(
-            SynthConfig(
-                out=str(corpus),
-                n=cfg.clips,
-                seed=cfg.seed,
-                holdout_templates=cfg.holdout_templates,
-                overwrite=True,
+        shown = console.stage(f"synthesis ({cfg.clips} banking + everyday clips)", unit="chunks")
+        with console.progress_from_log(shown, "whisper_tune.data.synth.corpus", "rendered %d/%d chunks"):
+            info = synthesize_corpus(
+                SynthConfig(
+                    out=str(corpus),
+                    n=cfg.clips,
+                    seed=cfg.seed,
+                    holdout_templates=cfg.holdout_templates,
+                    overwrite=True,
+                )
             )
-        )
         splits = ", ".join(f"{k} {v}" for k, v in info.clips.items())
-        print(
-            f"      {sum(info.clips.values())} clips ({splits}), {sum(info.hours.values()):.2f} h, {info.wall_s:.0f} s"
-        )
+        shown.close(f"{sum(info.clips.values())} clips ({splits}), {sum(info.hours.values()):.2f} h")
     timings["synthesis"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     base_dir = ensure_hf_dir(cfg.model)
     timings["model_pull"] = time.perf_counter() - t0
-    print(f"[2/4] base model {cfg.model}: {base_dir}", flush=True)
+    log.info("base model %s: %s", cfg.model, base_dir)
 
     train_clips = sum(
         1 for line in (corpus / "train.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()
@@ -215,10 +233,9 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     job = job_config_dict(cfg, corpus, train_clips, use_gpu)
     job = apply_overrides(job, cfg.extra_overrides)
     job_cfg = from_dict(JobConfig, job)
-    print(
-        f"[3/4] fine-tuning ({cfg.strategy}, {cfg.epochs:g} epochs, {cfg.workers} Ray workers, "
-        f"{'GPU' if use_gpu else 'CPU'}) ...",
-        flush=True,
+    console.say(
+        f"fine-tuning {cfg.model} ({cfg.strategy}, {cfg.epochs:g} epoch(s), {cfg.workers} Ray workers, "
+        f"{'GPU' if use_gpu else 'CPU'})"
     )
     t0 = time.perf_counter()
     outcome = launch(job_cfg, default_name="demo")
@@ -226,25 +243,41 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     best = outcome.best_dir
     sel = outcome.selection or {}
     exported = sel.get("eval_wer", outcome.best_eval_wer)
-    print(
-        f"      run {outcome.run_dir}; best checkpoint eval WER {_pct(outcome.best_eval_wer)}; "
-        f"exported best/ eval WER {_pct(exported)}, real-speech guard {_pct(sel.get('guard_wer'))} "
-        f"(base {_pct(sel.get('base_guard_wer'))}), alpha {sel.get('alpha', 1.0):g}"
+    log.info(
+        "run %s; best checkpoint eval WER %s; exported best/ eval WER %s, real-speech guard %s (base %s), alpha %g",
+        outcome.run_dir,
+        _pct(outcome.best_eval_wer),
+        _pct(exported),
+        _pct(sel.get("guard_wer")),
+        _pct(sel.get("base_guard_wer")),
+        sel.get("alpha", 1.0),
     )
 
-    print("[4/4] base vs tuned on the held-out test split (unseen sentences and voices) ...", flush=True)
     t0 = time.perf_counter()
     report_dir = out / "report"
-    result = compare(
-        cfg.model,
-        str(best or outcome.run_dir),
-        str(corpus / "test.jsonl"),
-        report_dir,
-        domain_terms=corpus / "domain_terms.txt",
-        train_log=outcome.run_dir,
-        guard=resolve_guard_manifest(cfg.guard),
-        prompt_baseline="terms",
+    # one pass per model decoding: base, tuned, base + prompt, then base and tuned on the guard
+    shown = console.stage(
+        "evaluation (base vs tuned, held-out test split + real-speech guard)", unit="passes"
     )
+    with console.progress_from_log(
+        shown,
+        "whisper_tune.evaluate.pipeline",
+        "%s: WER %.4f over %d utterances, transcribed in %.1f s",
+        total=3 + (2 if cfg.guard != "none" else 0),
+    ):
+        result = compare(
+            cfg.model,
+            str(best or outcome.run_dir),
+            str(corpus / "test.jsonl"),
+            report_dir,
+            domain_terms=corpus / "domain_terms.txt",
+            train_log=outcome.run_dir,
+            guard=resolve_guard_manifest(cfg.guard),
+            prompt_baseline="terms",
+            longform=_demo_calls(corpus, cfg),
+            redact=cfg.redact,
+        )
+    shown.close(f"test WER {_pct(result.base.wer)} -> {_pct(result.tuned.wer)}")
     timings["evaluation"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_all
     res = DemoResult(
@@ -271,16 +304,26 @@ def _cmd(args: argparse.Namespace) -> int:
     if args.epochs:
         cfg.epochs = args.epochs
     cfg.extra_overrides = list(args.set or [])
-    res = run_demo(cfg)
+    log_path = Path(cfg.out).resolve() / "demo.log"
+    print(f"whisper-tune demo: synthesis, training, export, evaluation (full log: {log_path})", flush=True)
+    try:
+        with console.quiet_session(
+            log_path, verbose=bool(getattr(args, "verbose", False) or getattr(args, "loud", False))
+        ):
+            res = run_demo(cfg)
+    except BaseException:
+        print(f"the demo stopped; the full log: {log_path}", file=sys.stderr)
+        raise
+    pct = console.format_pct
     print()
     print("whisper-tune demo finished")
     if res.base_wer is not None and res.tuned_wer is not None:
-        print(f"  test WER  base {res.base_wer:.2%}  ->  tuned {res.tuned_wer:.2%}")
+        print(f"  test WER  base {pct(res.base_wer)}  ->  tuned {pct(res.tuned_wer)}")
         print(f"            {res.ci_line}")
     if res.prompt_wer is not None:
-        print(f"  prompt    base prompted with the domain terms: {res.prompt_wer:.2%}")
+        print(f"  prompt    base prompted with the domain terms: {pct(res.prompt_wer)}")
     if res.guard_wer is not None:
-        print(f"  real speech (guard)  base {res.guard_wer[0]:.2%}  ->  tuned {res.guard_wer[1]:.2%}")
+        print(f"  real speech (guard)  base {pct(res.guard_wer[0])}  ->  tuned {pct(res.guard_wer[1])}")
     if res.selection:
         alpha = res.selection.get("alpha", 1.0)
         print(f"  export    {res.selection.get('rule')}" + (f" (alpha {alpha:g})" if alpha != 1.0 else ""))
@@ -289,8 +332,10 @@ def _cmd(args: argparse.Namespace) -> int:
     print(f"  corpus    {res.corpus_dir}  (datasheet.md)")
     print(f"  run       {res.run_dir}  (tensorboard --logdir {res.run_dir})")
     print(f"  best      {res.best_dir}")
-    print(f"  report    {res.report_dir / 'report.md'}")
-    print("  timings   " + ", ".join(f"{k} {v:.0f} s" for k, v in res.timings_s.items()))
+    print(f"  report    {(res.report_dir / 'report.html').as_uri()}  (and report.md, report.json)")
+    print(f"  log       {log_path}")
+    timings = ", ".join(f"{k} {console.format_duration(v)}" for k, v in res.timings_s.items())
+    print(f"  timings   {timings}")
     return 0
 
 
@@ -305,4 +350,10 @@ def register(sub: Any) -> None:
     p.add_argument("--clips", type=int, default=0, help="override the corpus size")
     p.add_argument("--epochs", type=float, default=0.0, help="override the number of epochs")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a training config key")
+    p.add_argument(
+        "--verbose",
+        dest="loud",
+        action="store_true",
+        help="show Ray / Ray Train / transformers output on the terminal too (it always goes to OUT/demo.log)",
+    )
     p.set_defaults(func=_cmd)

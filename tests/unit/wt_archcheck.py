@@ -47,7 +47,7 @@ MAX_LINES = 450
 # THE rank table (docs/architecture.md mirrors it). Keys are the first component below
 # ``whisper_tune``: a top-level module (``config``) or a package (``data`` covers data.synth.*).
 LAYERS: dict[int, tuple[str, ...]] = {
-    0: ("errors", "config", "net", "paths", "storage", "localray"),
+    0: ("errors", "config", "net", "paths", "storage", "localray", "console"),
     1: ("data", "scoring"),
     2: ("models",),
     3: ("runs",),

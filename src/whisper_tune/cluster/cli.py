@@ -73,6 +73,11 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     )
     build_entrypoint(opts.command)  # validate before connecting
     client = _client(args)
+    if not args.no_preflight:
+        from whisper_tune.cluster.probe import require_cluster_env
+
+        print("checking the cluster's Python (preflight job) ...", file=sys.stderr, flush=True)
+        require_cluster_env(client, opts, require=list(args.require_module or []))
     job_id = submit_job(client, opts)
     print(f"submitted job {job_id}", file=sys.stderr, flush=True)
     if args.no_follow:
@@ -222,6 +227,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--entrypoint-num-cpus", type=float, help="CPUs reserved for the driver")
     p.add_argument("--entrypoint-num-gpus", type=float, help="GPUs reserved for the driver")
     p.add_argument("--no-follow", action="store_true", help="print the job id and return at once")
+    p.add_argument(
+        "--no-preflight",
+        action="store_true",
+        help="skip the up-front probe job that checks the cluster's Python for the dependencies",
+    )
+    p.add_argument(
+        "--require-module",
+        action="append",
+        metavar="MODULE",
+        help="the preflight also checks that this module is importable on the cluster (your own code)",
+    )
     p.add_argument(
         "cmd", nargs=argparse.REMAINDER, help="-- then the whisper-tune command, e.g. -- train --config X"
     )

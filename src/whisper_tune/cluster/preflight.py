@@ -34,6 +34,7 @@ PIP_NAMES: dict[str, str] = {
     "accelerate": "accelerate==1.15.0",
     "peft": "peft==0.21.2",
     "fastapi": "fastapi",
+    "deepspeed": "deepspeed==0.19.8",
 }
 
 #: imported (not only located) for every command: the CLI imports them when it starts, and a
@@ -46,9 +47,9 @@ MODULES: dict[str, tuple[str, ...]] = {
     "cluster-info": (),
     "fetch": (),
     "runs": (),
-    "train": (*_ML, "accelerate", "peft"),
+    "train": (*_ML, "accelerate", "peft", "deepspeed"),
     "serve": (*_ML, "fastapi"),
-    "demo": (*_ML, "accelerate", "peft"),
+    "demo": (*_ML, "accelerate", "peft", "deepspeed"),
 }
 
 
@@ -91,10 +92,17 @@ def advice(command: str | None, missing: dict[str, str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m whisper_tune.cluster.preflight [COMMAND]``: 0 if all is importable, else 2 + advice."""
+    """``python -m whisper_tune.cluster.preflight [COMMAND] [--require MODULE ...]``: 0 if all is
+    importable, else 2 + advice. ``--require`` adds modules of the user's own (checked by location)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    while "--require" in args:
+        at = args.index("--require")
+        extra += args[at + 1 : at + 2]
+        del args[at : at + 2]
     command = args[0] if args else None
-    missing = missing_modules(required_modules(command))
+    needed = required_modules(command)
+    missing = missing_modules(needed + tuple(m for m in extra if m not in needed))
     if not missing:
         return 0
     print(advice(command, missing), file=sys.stderr, flush=True)

@@ -16,6 +16,7 @@ __all__ = [
     "DataReport",
     "FeatureCache",
     "LoadResult",
+    "LongFormOptions",
     "PreparedData",
     "Sample",
     "Skip",
@@ -28,6 +29,7 @@ __all__ = [
     "load_manifest",
     "load_manifests",
     "prepare_dataset",
+    "read_window",
     "split_long_audio",
 ]
 
@@ -50,12 +52,15 @@ _WHERE: dict[str, str] = {
     "WhisperDataset": "prepare",
     "prepare_dataset": "prepare",
     "check_data": "prepare",
+    "LongFormOptions": "longform",
+    "read_window": "longform",
 }
 
 if TYPE_CHECKING:
     from whisper_tune.data.audio import AudioCheck, AudioError, decode_audio, load_audio, split_long_audio
     from whisper_tune.data.checks import DataReport
     from whisper_tune.data.features import FeatureCache, WhisperCollator, extract_features
+    from whisper_tune.data.longform import LongFormOptions, read_window
     from whisper_tune.data.manifest import LoadResult, Sample, Skip, load_manifest, load_manifests
     from whisper_tune.data.prepare import PreparedData, WhisperDataset, check_data, prepare_dataset
 

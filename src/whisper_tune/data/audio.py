@@ -9,8 +9,11 @@ data report counts. Training data (paths), evaluation (paths) and the server (up
 bytes) all decode through :func:`decode_audio`, so a clip read from disk and the same
 file uploaded become the same samples.
 
-Decoding uses soundfile (libsndfile >= 1.1 reads wav/flac/ogg/opus and mp3; the wheel's
-libsndfile 1.2.2 does, checked in the tests).
+Decoding: libsndfile (soundfile; the wheel's 1.2.2 reads wav/flac/ogg vorbis+opus and mp3) when
+it recognises the file, else FFmpeg through PyAV (``data.av_decode``: mp4/m4a/aac, webm/opus, 3gp,
+wma, a video's audio track...). libsndfile goes first because it is faster on its formats
+(docs/data.md, "Audio formats", has the measurement) and its samples stay bit-identical to
+``soundfile.read``; only bytes neither reads are "not audio".
 
 Check policy (see ``AudioCheck``):
 
@@ -40,7 +43,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -60,6 +63,8 @@ __all__ = [
 
 SAMPLE_RATE = 16000
 DECODE_BLOCK = 1 << 18  # frames read per block (8 MB of float32 for 8 channels)
+# libsndfile subtypes FFmpeg decodes faster (Ogg Opus: 88 vs 157 ms for 120 s, docs/data.md)
+_FFMPEG_FASTER = frozenset({"OPUS"})
 
 
 class AudioError(DataError):
@@ -185,6 +190,88 @@ def _read_source(source: AudioSource, name: str | None) -> tuple[str, str | None
     return label, None, data
 
 
+class _Blocks:
+    """Decoded ``(frames, channels)`` blocks -> mono blocks, with the NaN and clipping checks."""
+
+    def __init__(self, label: str, path: str | None) -> None:
+        self.label, self.path = label, path
+        self.mono: list[np.ndarray] = []
+        self.frames = self.clipped = 0
+
+    def add(self, block: np.ndarray) -> None:
+        if not np.isfinite(block).all():
+            raise AudioError(f"{self.label}: audio contains NaN/inf samples", "unreadable_audio", self.path)
+        self.frames += block.shape[0]
+        self.clipped += int(np.count_nonzero(np.abs(block) >= AudioCheck.clip_level))
+        self.mono.append(block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0])
+
+
+def _decode_sndfile(f: Any, blocks: _Blocks, limits: DecodeLimits | None) -> tuple[int, int]:
+    """Read an open ``soundfile.SoundFile`` into ``blocks``; (rate, channels)."""
+    orig_sr, channels = int(f.samplerate), int(f.channels)
+    known = 0 < f.frames < 2**62  # 2**62 and up: the length is unknown
+    if limits is not None and known:
+        limits.check(blocks.label, int(f.frames), orig_sr, channels, declared=True)
+    # a declared length (within the limits) is read in one call after a seek to 0, as
+    # sf.read() does: the samples stay bit-identical to it (an MP3 decode without that seek,
+    # or in blocks, differs in the last bit)
+    want = int(f.frames) if known else DECODE_BLOCK
+    if f.seekable():
+        f.seek(0)
+    while True:
+        block = f.read(want, dtype="float32", always_2d=True)
+        want = DECODE_BLOCK
+        if block.shape[0] == 0:
+            break
+        if limits is not None:
+            limits.check(blocks.label, blocks.frames + block.shape[0], orig_sr, channels, declared=False)
+        blocks.add(block)
+    return orig_sr, channels
+
+
+def _decode_any(
+    label: str, path: str | None, payload: bytes | str, limits: DecodeLimits | None
+) -> tuple[_Blocks, int, int]:
+    """libsndfile when it recognises the file (wav/flac/ogg/mp3), else PyAV (any FFmpeg container)."""
+    import soundfile as sf
+
+    blocks = _Blocks(label, path)
+    try:
+        f = sf.SoundFile(payload if isinstance(payload, str) else io.BytesIO(payload))
+    except Exception as exc:  # soundfile raises LibsndfileError/RuntimeError/TypeError...
+        sf_reason = _decoder_message(exc, label)
+    else:
+        if f.subtype in _FFMPEG_FASTER:
+            f.close()
+            return _decode_av(label, path, payload, limits, blocks, "")
+        try:
+            with f:
+                return blocks, *_decode_sndfile(f, blocks, limits)
+        except AudioError:
+            raise
+        except Exception as exc:
+            raise AudioError(
+                f"{label}: not a supported audio file (cannot decode audio: {_decoder_message(exc, label)})",
+                "unreadable_audio",
+                path,
+            ) from exc
+    return _decode_av(label, path, payload, limits, blocks, f"{sf_reason}; FFmpeg: ")
+
+
+def _decode_av(
+    label: str, path: str | None, payload: bytes | str, limits: DecodeLimits | None, blocks: _Blocks, why: str
+) -> tuple[_Blocks, int, int]:
+    from whisper_tune.data.av_decode import AvDecodeError, decode_with_av
+
+    try:
+        got = decode_with_av(label, payload, blocks.add, limits=limits, block_frames=DECODE_BLOCK)
+    except AvDecodeError as exc:
+        raise AudioError(
+            f"{label}: not a supported audio file (cannot decode audio: {why}{exc})", exc.reason, path
+        ) from exc
+    return blocks, got.samplerate, got.channels
+
+
 def decode_audio(
     source: AudioSource,
     sr: int = SAMPLE_RATE,
@@ -196,55 +283,27 @@ def decode_audio(
 
     ``source``: a path, the bytes of a file or an open binary file; the same decoding for
     all three, so a clip scored from disk and the same clip uploaded to the server become
-    the same samples. ``name`` labels messages (default: the path, ``<bytes>``, the file's name).
-    ``limits``: refuse files that decode to more (checked from the header, then per block).
+    the same samples. Any container libsndfile or FFmpeg (PyAV) reads decodes: wav, flac,
+    ogg/opus, mp3 (libsndfile), mp4/m4a/aac, webm/opus, 3gp, wma... (PyAV). ``name`` labels
+    messages (default: the path, ``<bytes>``, the file's name). ``limits``: refuse files that
+    decode to more (checked from the header, then while decoding).
     Every failure is an :class:`AudioError`; ``reason`` is ``missing_file``, ``empty_audio``
     (0 bytes or 0 samples), ``unreadable_audio`` (not audio, NaN/inf samples) or
     ``audio_too_large`` (over ``limits``).
     """
-    import soundfile as sf
     import soxr
 
     label, path, payload = _read_source(source, name)
-    blocks: list[np.ndarray] = []
-    frames = clipped = 0
     try:
-        with sf.SoundFile(payload if isinstance(payload, str) else io.BytesIO(payload)) as f:
-            orig_sr, channels = int(f.samplerate), int(f.channels)
-            known = 0 < f.frames < 2**62  # 2**62 and up: the length is unknown
-            if limits is not None and known:
-                limits.check(label, int(f.frames), orig_sr, channels, declared=True)
-            # a declared length (within the limits) is read in one call after a seek to 0, as
-            # sf.read() does: the samples stay bit-identical to it (an MP3 decode without that seek,
-            # or in blocks, differs in the last bit)
-            want = int(f.frames) if known else DECODE_BLOCK
-            if f.seekable():
-                f.seek(0)
-            while True:
-                block = f.read(want, dtype="float32", always_2d=True)
-                want = DECODE_BLOCK
-                if block.shape[0] == 0:
-                    break
-                frames += block.shape[0]
-                if limits is not None:
-                    limits.check(label, frames, orig_sr, channels, declared=False)
-                if not np.isfinite(block).all():
-                    raise AudioError(f"{label}: audio contains NaN/inf samples", "unreadable_audio", path)
-                clipped += int(np.count_nonzero(np.abs(block) >= AudioCheck.clip_level))
-                blocks.append(block.mean(axis=1, dtype=np.float32) if channels > 1 else block[:, 0])
+        blocks, orig_sr, channels = _decode_any(label, path, payload, limits)
     except AudioError as exc:
         exc.path = exc.path or path
         raise
-    except Exception as exc:  # soundfile raises LibsndfileError/RuntimeError/TypeError...
-        raise AudioError(
-            f"{label}: not a supported audio file (cannot decode audio: {_decoder_message(exc, label)})",
-            "unreadable_audio",
-            path,
-        ) from exc
+    frames = blocks.frames
     if frames == 0:
         raise AudioError(f"{label}: audio has no samples", "empty_audio", path)
-    mono = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
-    del blocks
+    mono = blocks.mono[0] if len(blocks.mono) == 1 else np.concatenate(blocks.mono)
+    blocks.mono = []
     rms = float(np.sqrt(np.mean(np.square(mono, dtype=np.float64))))
     if orig_sr != sr:
         mono = soxr.resample(mono, orig_sr, sr, quality="HQ")
@@ -254,7 +313,7 @@ def decode_audio(
         orig_sr=orig_sr,
         channels=channels,
         rms_dbfs=_to_dbfs(rms),
-        clipped_fraction=clipped / float(frames * channels),
+        clipped_fraction=blocks.clipped / float(frames * channels),
     )
     return mono, info
 

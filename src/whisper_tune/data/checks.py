@@ -35,6 +35,14 @@ REASONS: dict[str, str] = {
     "unreadable_audio": "audio bytes cannot be decoded",
     "silent": "audio is silent (RMS below threshold)",
     "too_long": "clip longer than the maximum duration (long_audio='reject')",
+    "malformed_cue": "SRT/WebVTT block that is not a readable cue (long recordings)",
+    "bad_times": "segment ends before it starts, or starts before 0 s",
+    "non_monotonic": "segment starts before the previous segment of its transcript",
+    "overlap": "segment overlaps the previous one on the same channel (first kept)",
+    "past_end": "segment lies (partly) past the end of its audio",
+    "segment_too_long": "segment over the window length with no punctuation to split it at",
+    "mono_split": "data.channels: split on a mono recording",
+    "no_channel": "data.channels: split, but the transcript/segment names no channel",
 }
 #: Problems that are reported but keep the row.
 WARNINGS: dict[str, str] = {
@@ -65,6 +73,8 @@ class DataReport:
     histogram: list[int] = field(default_factory=lambda: [0] * len(HIST_EDGES))
     max_label_tokens_seen: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
+    long_form: dict[str, Any] = field(default_factory=dict)  # recordings, segments, windows (longform.py)
+    sample_rates: dict[str, dict[str, float]] = field(default_factory=dict)  # source rate -> items, seconds
 
     # ------------------------------------------------------------------ filling
     def add_usable(self, duration: float, split: str | None = None, label_tokens: int = 0) -> None:
@@ -77,6 +87,11 @@ class DataReport:
             e = self.splits.setdefault(split, _split_entry())
             e["usable"] += 1
             e["seconds"] += duration
+
+    def add_rate(self, sample_rate: int, duration: float) -> None:
+        e = self.sample_rates.setdefault(str(int(sample_rate)), {"items": 0, "seconds": 0.0})
+        e["items"] += 1
+        e["seconds"] += duration
 
     def add_skip(self, reason: str, origin: str, message: str, split: str | None = None) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -137,6 +152,8 @@ class DataReport:
             "duration_histogram": dict(zip(labels, self.histogram, strict=True)),
             "max_label_tokens_seen": self.max_label_tokens_seen,
             "settings": dict(self.settings),
+            "long_form": dict(self.long_form),
+            "source_sample_rates": {r: dict(e) for r, e in sorted(self.sample_rates.items())},
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -164,6 +181,7 @@ class DataReport:
             for s, e in d["splits"].items():
                 lines.append(f"| {s} | {e['usable']} | {e['skipped']} | {e['hours']:.3f} |")
             lines.append("")
+        lines += _long_form_lines(self.long_form, self.sample_rates)
         lines += ["## Duration histogram (usable clips)", "", "```", *self.histogram_lines(), "```", ""]
         return "\n".join(lines)
 
@@ -200,6 +218,45 @@ def _reason_table(title: str, column: str, entries: dict[str, Any]) -> list[str]
         ex = "<br>".join(_md(x) for x in e["examples"])
         lines.append(f"| {r} | {e['count']} | {e['meaning']} | {ex} |")
     return [*lines, ""]
+
+
+def _long_form_lines(lf: dict[str, Any], rates: dict[str, dict[str, float]]) -> list[str]:
+    """Long recordings (segments -> windows, per channel) and the source sample rates."""
+    lines: list[str] = []
+    if lf:
+        lines += [
+            "## Long recordings",
+            "",
+            "| recordings | segments read | used | split | windows | timestamped | prev-text |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        lines.append(
+            f"| {lf['recordings']} | {lf['segments_read']} | {lf['segments_used']} | "
+            f"{lf['segments_split']} | {lf['windows']} | {lf['timestamped']} | {lf['prev_text']} |"
+        )
+        lines += [
+            "",
+            f"Channels: `{lf['channels_mode']}`",
+            "",
+            "| channel | windows | hours |",
+            "|---|---:|---:|",
+        ]
+        lines += [
+            f"| {c} | {e['windows']} | {e['seconds'] / 3600:.3f} |" for c, e in lf["per_channel"].items()
+        ]
+        lines.append("")
+    if rates:
+        lines += [
+            "## Source sample rates (resampled once to 16 kHz)",
+            "",
+            "| Hz | items | hours |",
+            "|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {r} | {int(e['items'])} | {e['seconds'] / 3600:.3f} |" for r, e in sorted(rates.items())
+        ]
+        lines.append("")
+    return lines
 
 
 def _md(text: str) -> str:

@@ -39,6 +39,7 @@ def load_processor(model: str | None = None) -> Any:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from whisper_tune.data.longform import LongFormOptions
     from whisper_tune.data.prepare import check_data
 
     load_kwargs: dict[str, Any] = {
@@ -56,6 +57,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         feature_cache=args.feature_cache,
         num_workers=args.num_workers,
         load_kwargs=load_kwargs,
+        long_form=LongFormOptions(channels=args.channels, max_window_s=min(30.0, args.max_duration)),
     )
     if args.out:
         pj, pm = report.write(args.out)
@@ -109,7 +111,9 @@ def register(subparsers: Any) -> None:
         description="Runs the training data checks and prints a report (Markdown, or JSON with --json).",
     )
     c.add_argument(
-        "manifest", nargs="+", help="JSONL / CSV / TSV manifest, audiofolder dir, or hf://name[/config]:split"
+        "manifest",
+        nargs="+",
+        help="JSONL / CSV / TSV manifest, audiofolder dir, hf://name[/config]:split, or a call's .srt/.vtt",
     )
     c.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     c.add_argument("--out", help="also write data_report.json / data_report.md into this folder")
@@ -127,6 +131,12 @@ def register(subparsers: Any) -> None:
     c.add_argument("--allow-outside-root", action="store_true")
     c.add_argument("--feature-cache", default=None, help="also extract features into this cache folder")
     c.add_argument("--num-workers", type=int, default=1, help="processes for decoding/extraction")
+    c.add_argument(
+        "--channels",
+        default="mix",
+        choices=["mix", "split"],
+        help="long recordings: down-mix, or each channel its own stream (data.channels)",
+    )
     c.set_defaults(func=_cmd_check)
     _add_guard_parser(sub)
 

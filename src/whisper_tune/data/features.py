@@ -13,6 +13,8 @@ The collator pads labels with -100 (ignored by the loss), strips the decoder sta
 token once when every row begins with it (the model prepends it again when shifting
 labels right), and can cut features to a shorter encoder context (``n_frames``) for the
 GPU fast path — refusing, rather than silently truncating, a clip that does not fit.
+A batch with a previous-text prompt (``<|startofprev|>``, long-recording windows) gets explicit
+``decoder_input_ids`` and -100 labels on the prompt (``windows.prompt_batch``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from whisper_tune.data.audio import AudioInfo
+from whisper_tune.data.windows import prompt_batch
 
 __all__ = [
     "FEATURE_VERSION",
@@ -213,6 +216,11 @@ class WhisperCollator:
             arrays.append(np.asarray(x, dtype=np.float32))
         input_features = torch.from_numpy(np.stack(arrays))
         rows = [list(f["labels"]) for f in features]
+        tok = getattr(self.processor, "tokenizer", None)
+        prev_id = tok.convert_tokens_to_ids("<|startofprev|>") if tok is not None else None
+        if tok is not None and any(r and r[0] == prev_id for r in rows):  # prompts: not in the loss
+            dec, labels = prompt_batch(rows, self.decoder_start_token_id, int(tok.pad_token_id))
+            return {"input_features": input_features, "labels": labels, "decoder_input_ids": dec}
         if rows and all(r and r[0] == self.decoder_start_token_id for r in rows):
             rows = [r[1:] for r in rows]
         width = max(len(r) for r in rows) if rows else 0

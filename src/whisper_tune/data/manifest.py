@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from whisper_tune.data.manifest_io import file_problem, is_within, manifest_lines
+from whisper_tune.data.subtitles import TRANSCRIPT_FIELDS
 from whisper_tune.errors import DataError
 from whisper_tune.paths import cache_root
 
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 AUDIO_COLUMNS: tuple[str, ...] = ("audio_filepath", "audio", "path", "file_name", "file", "filename")
 TEXT_COLUMNS: tuple[str, ...] = ("text", "transcription", "transcript", "sentence", "normalized_text")
 _ID_COLUMNS: tuple[str, ...] = ("id", "utt_id", "utterance_id", "key")
+_SEGMENT_KEYS = ("start", "offset", "channel", *TRANSCRIPT_FIELDS)  # a long recording's rows differ by these
 
 
 @dataclass
@@ -97,7 +99,7 @@ class _Builder:
         self.allow_outside_root = allow_outside_root
         self.split = split
         self.result = LoadResult([], [])
-        self._seen: dict[tuple[str, str], str] = {}
+        self._seen: dict[tuple[str, ...], str] = {}
         self._ids: set[str] = set()
 
     def skip(self, origin: str, reason: str, message: str, field_name: str | None = None) -> None:
@@ -116,6 +118,16 @@ class _Builder:
             name = audio_col or AUDIO_COLUMNS[0]
             self.skip(origin, "missing_field", f"required field '{name}' is missing or empty", name)
             return
+        tfield = next((k for k in TRANSCRIPT_FIELDS if isinstance(row.get(k), str) and row[k]), None)
+        if tfield is not None:  # a long recording: its text is in a transcript file (data/segments.py)
+            text_col = text_col or TEXT_COLUMNS[0]
+            tpath = os.path.realpath(self.base / os.path.expanduser(row[tfield]))
+            if not self.allow_outside_root and not is_within(Path(tpath), self.root):
+                self.skip(
+                    origin, "outside_root", f"transcript {row[tfield]!r} is outside {self.root}", tfield
+                )
+                return
+            row = {**row, tfield: tpath, text_col: row.get(text_col) or f"<{tfield}>"}
         if text_col is None or text_col not in row or row[text_col] is None:
             name = text_col or TEXT_COLUMNS[0]
             self.skip(origin, "missing_field", f"required field '{name}' is missing", name)
@@ -161,7 +173,7 @@ class _Builder:
             self.skip(origin, problem[0], problem[1], audio_col)
             return
         text = text.strip()
-        key = (str(path), text)
+        key = (str(path), text, *(str(row.get(k, "")) for k in _SEGMENT_KEYS))
         if key in self._seen:
             self.skip(
                 origin, "duplicate", f"same audio and text as {self._seen[key]} (first kept)", audio_col

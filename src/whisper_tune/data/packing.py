@@ -122,7 +122,10 @@ class PackedDataset:
         self._ids = [str(e.id) for e in entries]
         notimestamps = int(tokenizer.convert_tokens_to_ids("<|notimestamps|>"))
         self._eot = int(tokenizer.eos_token_id)
-        packable = [notimestamps in lab and lab[-1:] == [self._eot] for lab in self._labels]
+        prompt = int(tokenizer.convert_tokens_to_ids("<|startofprev|>"))  # prompted windows keep their prompt
+        packable = [
+            notimestamps in lab and lab[-1:] == [self._eot] and lab[:1] != [prompt] for lab in self._labels
+        ]
         self._notimestamps = notimestamps
         self._tokenizer = tokenizer
         self.max_label_tokens = int(max_label_tokens)

@@ -29,7 +29,9 @@ from whisper_tune.data import timestamps
 from whisper_tune.data.audio import SAMPLE_RATE, AudioCheck, AudioError, AudioInfo, decode_audio
 from whisper_tune.data.checks import DataReport
 from whisper_tune.data.features import FeatureCache, extract_features, file_sha256
+from whisper_tune.data.longform import LongFormOptions, read_window, scan_long_form
 from whisper_tune.data.manifest import LoadResult, Sample, load_manifests
+from whisper_tune.data.segments import is_long_form, is_transcript_file, recording_row
 from whisper_tune.errors import DataError
 
 __all__ = ["PreparedData", "WhisperDataset", "check_data", "prepare_dataset", "scan"]
@@ -47,6 +49,7 @@ class _Entry:
     duration: float
     key: str | None
     content_frames: int
+    window: tuple[float, float, int | None] | None = None  # (offset s, seconds, channel) of a long recording
 
 
 class WhisperDataset(Dataset):
@@ -71,7 +74,10 @@ class WhisperDataset(Dataset):
             f = self.cache.load(e.key)
             if f is not None:
                 return f
-        audio, info = decode_audio(e.audio)
+        if e.window is not None:
+            audio, info = read_window(e.audio, *e.window)
+        else:
+            audio, info = decode_audio(e.audio)
         f = extract_features(audio, self.feature_extractor)
         if self.cache is not None and e.key is not None:
             self.cache.put(e.key, info, f)
@@ -192,13 +198,16 @@ def _scan_parallel(
 def _as_load_result(source: Source, load_kwargs: dict[str, Any]) -> tuple[LoadResult, list[str]]:
     if isinstance(source, LoadResult):
         return source, []
-    if isinstance(source, (str, os.PathLike)):
-        return load_manifests([str(source)], **load_kwargs), [str(source)]
-    items = list(source)
-    if all(isinstance(s, Sample) for s in items):
+    items = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    if items and all(isinstance(s, Sample) for s in items):
         return LoadResult(list(items), []), []  # type: ignore[arg-type]
     names = [str(s) for s in items]
-    return load_manifests(names, **load_kwargs), names
+    # a bare .srt/.vtt is one long recording: the audio file of the same name beside it
+    pairs = [n for n in names if is_transcript_file(n)]
+    rest = [n for n in names if n not in pairs]
+    loaded = load_manifests(rest, **load_kwargs) if rest or not pairs else LoadResult([], [])
+    loaded.samples.extend(recording_row(n) for n in pairs)
+    return loaded, names
 
 
 def scan(
@@ -212,8 +221,13 @@ def scan(
     num_workers: int = 1,
     check: AudioCheck | None = None,
     load_kwargs: dict[str, Any] | None = None,
+    long_form: LongFormOptions | None = None,
 ) -> tuple[list[Sample], list[_Entry], DataReport, FeatureCache | None]:
-    """All checks, no raising on an empty result (``data check`` wants the report anyway)."""
+    """All checks, no raising on an empty result (``data check`` wants the report anyway).
+
+    Long recordings (rows with a transcript file or segment times, ``data/segments.py``) become
+    <= 30 s windows (``data/longform.py``, ``long_form`` options) after the short clips.
+    """
     if long_audio not in ("reject", "error"):
         raise DataError(
             f"long_audio={long_audio!r}: training supports 'reject' (counted skip) or 'error'; "
@@ -243,12 +257,14 @@ def scan(
             sk.split,
         )
 
+    long_rows = [s for s in loaded.samples if is_long_form(s)]
+    clips = [s for s in loaded.samples if not is_long_form(s)]
     # labels first: cheap, and saves decoding audio whose row is dropped anyway
     tok = processor.tokenizer
-    texts = [s.text for s in loaded.samples]
+    texts = [s.text for s in clips]
     ids: list[list[int]] = list(tok(texts).input_ids) if texts else []
     candidates: list[tuple[Sample, list[int]]] = []
-    for s, lab in zip(loaded.samples, ids, strict=True):
+    for s, lab in zip(clips, ids, strict=True):
         if len(lab) > max_label_tokens:
             report.add_skip(
                 "label_too_long",
@@ -310,8 +326,21 @@ def scan(
             )
         s.duration = r.info.duration
         report.add_usable(r.info.duration, split, len(lab))
+        report.add_rate(r.info.orig_sr, r.info.duration)
         usable.append(s)
         entries.append(_Entry(s.id, s.audio, lab, r.info.duration, r.key, r.content_frames))
+    if long_rows:
+        lf = long_form or LongFormOptions(timestamp_share=0.0, prev_share=0.0)  # eval-style unless asked
+        for item in scan_long_form(
+            long_rows, processor, lf, report, cache=cache, check=check, max_label_tokens=max_label_tokens
+        ):
+            usable.append(item.sample)
+            ws = item.sample
+            entries.append(
+                _Entry(
+                    ws.id, ws.audio, item.labels, item.duration, item.key, item.content_frames, item.window
+                )
+            )
     return usable, entries, report, cache
 
 
@@ -327,6 +356,7 @@ def prepare_dataset(
     check: AudioCheck | None = None,
     load_kwargs: dict[str, Any] | None = None,
     timestamp_share: float = 0.0,
+    long_form: LongFormOptions | None = None,
 ) -> PreparedData:
     """Checked, lazily-featurized dataset + report; raises DataError if nothing is usable.
 
@@ -336,6 +366,8 @@ def prepare_dataset(
     that would not fit a shortened encoder context (counted as ``too_long``).
     ``timestamp_share``: this share of the clips (stable by id) gets timestamped labels
     (``whisper_tune.data.timestamps``); ``report.settings["timestamped"]`` counts them.
+    ``long_form``: how long recordings are windowed (channels, timestamp/prev-text shares);
+    None: down-mixed windows with plain ``<|notimestamps|>`` labels.
     """
     if not 0.0 <= timestamp_share <= 1.0:
         raise DataError(f"timestamp_share must be in [0, 1], got {timestamp_share}")
@@ -349,6 +381,7 @@ def prepare_dataset(
         num_workers=num_workers,
         check=check,
         load_kwargs=load_kwargs,
+        long_form=long_form,
     )
     if not usable:
         raise DataError("no usable rows in the data:\n" + report.summary())
@@ -357,7 +390,11 @@ def prepare_dataset(
     if timestamp_share > 0.0:
         stamped = 0
         for e in entries:
-            if len(e.labels) + 2 <= max_label_tokens and timestamps.pick(e.id, timestamp_share):
+            if (
+                e.window is None
+                and len(e.labels) + 2 <= max_label_tokens
+                and timestamps.pick(e.id, timestamp_share)
+            ):
                 e.labels = timestamps.timestamp_labels(e.labels, processor.tokenizer, e.duration)
                 stamped += 1
         report.settings["timestamped"] = stamped
@@ -375,6 +412,7 @@ def check_data(
     feature_cache: str | None = None,
     num_workers: int = 1,
     load_kwargs: dict[str, Any] | None = None,
+    long_form: LongFormOptions | None = None,
 ) -> DataReport:
     """Run every training check over ``sources`` and return the :class:`DataReport` (never raises for bad rows).
 
@@ -389,5 +427,6 @@ def check_data(
         feature_cache=feature_cache,
         num_workers=num_workers,
         load_kwargs=load_kwargs,
+        long_form=long_form,
     )
     return report

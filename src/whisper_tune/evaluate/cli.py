@@ -14,6 +14,7 @@ from typing import Any
 
 from whisper_tune.errors import UserError
 from whisper_tune.scoring.normalizers import NORMALIZER_KINDS
+from whisper_tune.scoring.redact import redacting_logs
 
 __all__ = ["register"]
 
@@ -61,9 +62,17 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--backend",
-        choices=("hf", "ct2"),
-        default="hf",
-        help="Transformers (hf) or the CTranslate2 export the server runs with --backend ct2 (int8 on CPU)",
+        choices=("auto", "hf", "ct2"),
+        default="auto",
+        help="what runs the model, as `serve --backend` does: hf (Transformers), ct2 (CTranslate2: the "
+        "export itself, int8 on CPU / float16 on GPU) or auto (default: ct2 for a CTranslate2 dir such as "
+        "RUN/best/ct2, else hf; compare: decided by --tuned, used for both)",
+    )
+    p.add_argument(
+        "--compute-type",
+        default="auto",
+        help="number format, as serve's --compute-type (ct2: int8, int8_float16, float16, ...) or --dtype "
+        "(hf: float32, float16, bfloat16); auto (default): what serve picks on this device",
     )
     p.add_argument(
         "--language",
@@ -71,6 +80,72 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="language of the audio for multilingual models (default: en with the whisper_en normalizer)",
     )
     p.add_argument("--limit", type=_positive, default=None, help="only the first N utterances")
+    p.add_argument(
+        "--longform",
+        default=None,
+        help="manifest of long recordings (> 30 s; optional 'segments' with reference times, e.g. data "
+        "synth --calls' longform.jsonl) decoded whole into a long-form section",
+    )
+    p.add_argument(
+        "--longform-modes",
+        type=_modes,
+        default=("sequential", "chunked"),
+        help="comma-separated: sequential (Transformers long-form generate), chunked (batched windows)",
+    )
+    p.add_argument(
+        "--redact",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="mask card/account/phone numbers and e-mail addresses in predictions, reports and logs "
+        "(default: report.redact of the run's config.yaml, else off)",
+    )
+
+
+def _modes(text: str) -> tuple[str, ...]:
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    bad = [m for m in modes if m not in ("sequential", "chunked")]
+    if bad or not modes:
+        raise argparse.ArgumentTypeError(f"expected sequential and/or chunked, got {text!r}")
+    return modes
+
+
+def _longform_of(args: argparse.Namespace, spec: str) -> Any:
+    """``evaluate --longform``: the long-form result of ``spec`` (None without the option)."""
+    if args.longform is None:
+        return None
+    from .longform import evaluate_longform
+
+    if not Path(args.longform).exists():
+        raise UserError(f"--longform {args.longform}: no such file")
+    return evaluate_longform(
+        spec, args.longform, modes=args.longform_modes, normalizer=args.normalizer,
+        batch_size=args.batch_size, device=args.device, num_beams=args.num_beams,
+        max_new_tokens=args.max_new_tokens, language=args.language,
+    )  # fmt: skip
+
+
+def _redacted(run: Any, spec_attr: str) -> Any:
+    """``run`` with ``args.redact`` resolved (``--redact``, else ``report.redact`` in the run's
+    ``config.yaml``, else off) and, when on, every log line written meanwhile redacted."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        args.redact = _redact_for(args.redact, getattr(args, spec_attr))
+        with redacting_logs(args.redact):
+            return int(run(args))
+
+    return wrapped
+
+
+def _redact_for(value: bool | None, spec: str) -> bool:
+    if value is not None:
+        return value
+    from whisper_tune.config import load_yaml
+    from whisper_tune.runs import run_of_model_spec
+
+    run = run_of_model_spec(spec)
+    cfg = run.join("config.yaml") if run is not None else None
+    report = load_yaml(cfg).get("report", {}) if isinstance(cfg, Path) and cfg.is_file() else {}
+    return bool(report.get("redact", False)) if isinstance(report, dict) else False
 
 
 def _default_out(spec: str, fallback: str) -> Path:
@@ -100,6 +175,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         args.model,
         args.data,
         out,
+        longform=_longform_of(args, args.model),
+        redact=args.redact,
         group_by=_fields(args.group_by),
         batch_size=args.batch_size,
         device=args.device,
@@ -110,7 +187,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         language=args.language,
         limit=args.limit,
         backend=args.backend,
+        precision=args.compute_type,
     )
+    print(f"scored: {r.backend} {r.compute_type} on {r.device}: {r.artifact}")
     print(
         f"WER {r.wer:.4f} (normalized), {r.wer_ortho:.4f} (orthographic), CER {r.cer:.4f} "
         f"over {len(r.utterances)} utterances ({len(r.skipped)} skipped)"
@@ -127,8 +206,10 @@ def _run_compare(args: argparse.Namespace) -> int:
     from whisper_tune.runs import RunDir
 
     from .comparison import compare
+    from .pipeline import served_backend
 
     _check_inputs(args.data, args.base, args.tuned)
+    backend = served_backend(args.tuned, args.backend)  # one backend for both: like with like
     guard = _guard_for(args.guard, args.tuned)
     run = RunDir(args.run) if args.run is not None else None
     if run is not None and not run.exists():
@@ -139,6 +220,9 @@ def _run_compare(args: argparse.Namespace) -> int:
         args.tuned,
         args.data,
         out,
+        longform=args.longform,
+        longform_modes=args.longform_modes,
+        redact=args.redact,
         domain_terms=args.domain_terms,
         train_log=run.local_copy() if run is not None else None,  # a URI: its copy without checkpoints
         group_by=_fields(args.group_by),
@@ -150,10 +234,13 @@ def _run_compare(args: argparse.Namespace) -> int:
         language=args.language,
         limit=args.limit,
         print_line=False,
-        backend=args.backend,
+        backend=backend,
+        precision=args.compute_type,
         guard=guard,
         prompt_baseline=None if args.prompt_baseline == "none" else args.prompt_baseline,
     )
+    for name, res in (("base", c.base), ("tuned", c.tuned)):
+        print(f"{name} scored: {res.backend} {res.compute_type} on {res.device}: {res.artifact}")
     print(f"base  WER {c.base.wer:.2%}  ({c.base.model})")
     if c.prompt_baseline is not None:
         print(f"base + prompt WER {c.prompt_baseline.wer:.2%}")
@@ -165,7 +252,21 @@ def _run_compare(args: argparse.Namespace) -> int:
     else:
         print(c.guard_note)
     print(f"report: {out / 'report.md'}")
+    _refresh_card(args.tuned, out)
     return 0
+
+
+def _refresh_card(tuned: str, out: Path) -> None:
+    """A local tuned run compared into ``RUN/eval``: its model card gets the test numbers."""
+    from whisper_tune.runs import run_of_model_spec
+    from whisper_tune.runs.model_card import write_model_card
+
+    run = run_of_model_spec(tuned)
+    if run is None or not isinstance(run.path, Path) or out.resolve() != (run.path / run.EVAL_DIR).resolve():
+        return
+    best = run.path / run.BEST_DIR
+    if (best / "config.json").is_file():
+        print(f"model card: {write_model_card(best, run.path)}")
 
 
 def _guard_for(value: str, tuned: str) -> str | None:
@@ -193,7 +294,7 @@ def register(subparsers: Any) -> None:
         "--model", required=True, help="bundled name (tiny.en...), HF dir, CTranslate2 dir, run dir, hub id"
     )
     _common(p)
-    p.set_defaults(func=_run_evaluate)
+    p.set_defaults(func=_redacted(_run_evaluate, "model"))
 
     c = subparsers.add_parser(
         "compare",
@@ -221,4 +322,4 @@ def register(subparsers: Any) -> None:
         "terms, comma-separated), any text, or 'none'",
     )
     _common(c)
-    c.set_defaults(func=_run_compare)
+    c.set_defaults(func=_redacted(_run_compare, "tuned"))

@@ -4,7 +4,7 @@ Why a module of its own: ``compare`` is the product's proof (or disproof) of the
 models decode the same feature bank through the shared inference path; the base model also
 decodes with the domain terms as its initial prompt (does tuning beat prompting?); both decode
 the real-speech guard (did tuning hurt real callers?); the tuned run's own export rule is read
-from its ``best/metrics.json``. ``report.md``/``report.json`` carry all of it.
+from its ``best/metrics.json``. ``report.md``/``report.json``/``report.html`` carry all of it.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from typing import Any
 
 from whisper_tune.inference import FeatureBank
 from whisper_tune.runs import resolve_model_spec
+from whisper_tune.scoring.redact import redact_obj, redact_text
 from whisper_tune.scoring.wer import resolve_normalizer
 
+from .html import REPORT_HTML, write_report_html
 from .markdown import render_comparison
 from .pipeline import _find_terms, _run_dir_of, _run_model, load_eval_items
 from .plots import plot_training_curves, plot_wer_by_group, read_training_curves
@@ -51,6 +53,9 @@ def compare(
     precision: str = "auto",
     guard: str | Path | None = None,
     prompt_baseline: str | None = None,
+    longform: str | Path | None = None,
+    longform_modes: Sequence[str] = ("sequential", "chunked"),
+    redact: bool = False,
 ) -> ComparisonResult:
     """Base vs tuned over the same audio; writes report.md, report.json, PNGs, base/ and tuned/.
 
@@ -62,7 +67,8 @@ def compare(
     ``guard``: a real-speech manifest scored with both models beside ``data`` (the report's guard
     row; ``None``: the report says "no real-speech guard"). ``prompt_baseline``: an initial
     prompt (``"terms"``: the domain terms, comma-separated) with which the *base* model also
-    decodes ``data``, so the report shows whether tuning beats prompting.
+    decodes ``data``, so the report shows whether tuning beats prompting. ``longform``,
+    ``longform_modes``, ``redact``: as for ``evaluate`` (the long-form section is base vs tuned).
     """
     resolve_normalizer(normalizer)
     items, skipped = load_eval_items(data, limit=limit)
@@ -107,6 +113,15 @@ def compare(
     else:
         cmp.guard_note = "no real-speech guard (pass --guard MANIFEST, or the run's data.guard)"
     cmp.selection = _selection_of(tuned_spec)
+    if longform is not None:
+        from .longform import compare_longform
+
+        cmp.longform = compare_longform(
+            base_spec, tuned_spec, longform, modes=longform_modes, normalizer=normalizer,
+            batch_size=batch_size, device=device, num_beams=num_beams, max_new_tokens=max_new_tokens,
+            language=language,
+        )  # fmt: skip
+    base.redact = tuned.redact = redact
     cmp = write_comparison(cmp, out_dir, worst_n=worst_n)
     if print_line:
         print(cmp.wer_difference_line(), flush=True)
@@ -181,10 +196,12 @@ def write_comparison(cmp: ComparisonResult, out_dir: str | Path, *, worst_n: int
             )
     files.update({k.lower().replace(" ", "_"): v for k, v in plots.items()})
     md, js = out / "report.md", out / "report.json"
-    files["report_md"], files["report_json"] = md, js
+    files["report_md"], files["report_json"], files["report_html"] = md, js, out / REPORT_HTML
     cmp.files = files
-    md.write_text(render_comparison(cmp, plots, out, note, worst_n) + "\n", encoding="utf-8")
-    js.write_text(
-        json.dumps(cmp.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
-    )
+    scrub = cmp.base.redact
+    text = render_comparison(cmp, plots, out, note, worst_n)
+    md.write_text((redact_text(text) if scrub else text) + "\n", encoding="utf-8")
+    report = redact_obj(cmp.to_dict()) if scrub else cmp.to_dict()
+    js.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    write_report_html(json.loads(js.read_text(encoding="utf-8")), out, plots)  # the dict report.json holds
     return cmp

@@ -14,7 +14,7 @@ from typing import Any
 from .evidence import entities_of
 from .report import ComparisonResult, EvalResult, UtteranceResult, relative_change_pct
 
-__all__ = ["render_comparison", "render_evaluation"]
+__all__ = ["render_comparison", "render_evaluation", "scored_as"]
 
 
 def _pct(x: float | None) -> str:
@@ -67,6 +67,12 @@ def _skipped(skipped: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def scored_as(r: EvalResult) -> str:
+    """``backend `ct2`, compute type `int8`, device `cpu`: `DIR``` -- what exactly was scored."""
+    what = f"backend `{r.backend}`, compute type `{r.compute_type or '?'}`, device `{r.device}`"
+    return what + (f": `{r.artifact}`" if r.artifact else "")
+
+
 def render_evaluation(r: EvalResult, plots: dict[str, Path], out_dir: Path, worst_n: int = 10) -> str:
     m = r.metrics()
     lines = [
@@ -74,6 +80,8 @@ def render_evaluation(r: EvalResult, plots: dict[str, Path], out_dir: Path, wors
         "",
         f"Data: `{r.data}` ({len(r.utterances)} utterances, {r.audio_seconds / 60:.1f} min of audio). "
         f"Normalizer: `{r.normalizer}`. Rates are over all words of all utterances.",
+        "",
+        f"Scored: {scored_as(r)}.",
         "",
     ]
     c = r.counts
@@ -91,6 +99,7 @@ def render_evaluation(r: EvalResult, plots: dict[str, Path], out_dir: Path, wors
     if t["clips_per_second"]:
         rows.append(("speed", f"{t['clips_per_second']:.2f} clips/s, RTFx {t['rtfx']:.1f} on {t['device']}"))
     lines += _table(["metric", "value"], rows)
+    lines += r.longform.markdown_lines() if r.longform is not None else []
     for key, values in r.groups().items():
         lines += [f"## WER by {key}", ""]
         lines += _table(
@@ -208,8 +217,8 @@ def render_comparison(
     lines = [
         "# Base vs tuned",
         "",
-        f"- base: `{b.model}`",
-        f"- tuned: `{t.model}`",
+        f"- base: `{b.model}` ({scored_as(b)})",
+        f"- tuned: `{t.model}` ({scored_as(t)})",
         f"- data: `{b.data}` ({len(cmp.pairs())} utterances, {b.audio_seconds / 60:.1f} min of audio)",
         f"- normalizer: `{b.normalizer}`; rates are over all words of all utterances",
         "",
@@ -222,6 +231,7 @@ def render_comparison(
         "",
     ]
     lines += _headline(cmp)
+    lines += cmp.longform.markdown_lines() if cmp.longform is not None else []
     rows: list[tuple[Any, ...]] = [
         ("WER (normalized)", _pct(b.wer), _pct(t.wer), _rel(relative_change_pct(b.wer, t.wer))),
         (

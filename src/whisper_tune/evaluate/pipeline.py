@@ -5,7 +5,11 @@ serving do, runs them over exactly the same audio, and writes a report a person 
 script can both read. Transcription is ``whisper_tune.inference``: the backend the server
 runs (``backend="hf"``, Transformers, the default; or ``"ct2"``, the CTranslate2 int8/float16
 export the server runs with ``--backend ct2``), the same windows, token cap and decoding
-options, so the WER is measured on what the server returns. Each clip is decoded once and
+options, so the WER is measured on what the server returns. The artifact scored is the one
+served: ``backend="auto"`` (the CLI default) runs a CTranslate2 dir (``best/ct2``, an int8
+export) on ``ct2`` in the compute type ``serve --backend ct2`` picks (or ``compute_type``),
+never a float32 Transformers conversion of it; the report names backend, compute type, device
+and the directory loaded. Each clip is decoded once and
 its log-mel features computed once (a shared ``FeatureBank``); both models reuse them.
 Unreadable clips are counted and listed as skips (with the manifest line), never silently
 dropped or fatal.
@@ -39,6 +43,8 @@ from whisper_tune.inference import (
     resolve_device,
     transcribe_audios,
 )
+from whisper_tune.inference.device import check_backend_kind
+from whisper_tune.scoring.redact import redact_text
 from whisper_tune.scoring.wer import domain_term_recall, load_terms, resolve_normalizer, score_utterance
 
 from .markdown import render_evaluation
@@ -47,11 +53,13 @@ from .report import EvalResult, UtteranceResult, resolve_group_fields
 
 __all__ = [
     "EvalItem",
+    "ScoredArtifact",
     "evaluate",
     "load_eval_items",
     "load_for_eval",
     "resolve_model_spec",
     "score_texts",
+    "served_backend",
     "write_evaluation",
 ]
 
@@ -85,6 +93,45 @@ def load_for_eval(spec: str, device: str = "auto") -> tuple[Any, Any]:
     from whisper_tune.models import load_model
 
     return load_model(resolve_model_spec(spec), dtype="auto", device=resolve_device(device))
+
+
+def served_backend(spec: str, backend: str = "auto") -> str:
+    """The backend that runs ``spec`` as served: ``auto`` -> ``ct2`` for a CTranslate2-only dir
+    (scoring it on ``hf`` would score a float32 conversion, not the export), else ``hf``."""
+    from whisper_tune.models import is_ct2_dir, is_hf_dir
+
+    if backend != "auto":
+        check_backend_kind(backend)
+        return backend
+    p = Path(resolve_model_spec(spec)).expanduser()
+    return "ct2" if p.is_dir() and is_ct2_dir(p) and not is_hf_dir(p) else "hf"
+
+
+@dataclass(frozen=True)
+class ScoredArtifact:
+    """What was scored: backend, number format, device and the model directory loaded."""
+
+    backend: str
+    compute_type: str
+    device: str
+    artifact: str
+
+
+def _artifact_of(src: str, backend: str) -> str:
+    """The directory ``load_backend`` runs for ``src`` (the CT2 dir, or the HF dir / hub id)."""
+    from whisper_tune.inference.loader import ct2_dir_for
+    from whisper_tune.models import ensure_hf_dir, is_ct2_dir, is_hf_dir
+
+    if backend == "ct2":
+        return str(ct2_dir_for(src))
+    p = Path(src).expanduser()
+    hf = ensure_hf_dir(src)
+    if p.is_dir() and is_ct2_dir(p) and not is_hf_dir(p):
+        log.warning(
+            "%s: a CTranslate2 dir scored on --backend hf: its float32 conversion %s is scored", src, hf
+        )
+        return f"{hf} (float32 conversion of the CTranslate2 dir {p})"
+    return hf
 
 
 @dataclass
@@ -229,9 +276,13 @@ def _run_model(
     precision: str = "auto",
     prompt: str | None = None,
 ) -> EvalResult:
+    backend = served_backend(spec, backend)
     dev = resolve_device(device, backend)
     opts = BackendOptions(device=dev, dtype=precision, compute_type=precision, batch_size=batch_size)
-    model = load_backend(resolve_model_spec(spec), backend, opts, model_name=spec)
+    src = resolve_model_spec(spec)
+    artifact = _artifact_of(src, backend)
+    model = load_backend(src, backend, opts, model_name=spec)
+    scored = ScoredArtifact(backend, str(model.precision), str(model.device), artifact)
     lang = language if language is not None else ("en" if normalizer == "whisper_en" else None)
     decode = DecodeOptions(
         language=lang if model.multilingual else None,  # English-only models ignore it
@@ -263,7 +314,8 @@ def _run_model(
         batch_size=batch_size,
     )
     result.prompt = prompt
-    result.backend = backend
+    result.backend, result.compute_type, result.artifact = backend, scored.compute_type, scored.artifact
+    result.device = scored.device if scored.device != "?" else dev
     log.info(
         "%s: WER %.4f over %d utterances, transcribed in %.1f s",
         label,
@@ -288,14 +340,21 @@ def evaluate(
     max_new_tokens: int | None = None,
     language: str | None = None,
     limit: int | None = None,
-    backend: str = "hf",
+    backend: str = "auto",
     precision: str = "auto",
+    longform: Any = None,
+    redact: bool = False,
 ) -> EvalResult:
     """Transcribe ``data`` with one model; write predictions.jsonl, metrics.json, report.md, wer_by_group.png.
 
-    ``backend``: ``hf`` (Transformers) or ``ct2`` (the CTranslate2 export the server runs);
-    ``precision``: ``auto`` (``whisper_tune.inference.resolve_precision``), a torch dtype
-    for ``hf`` or a CTranslate2 compute type for ``ct2``.
+    ``backend``: ``hf`` (Transformers), ``ct2`` (the CTranslate2 export the server runs) or
+    ``auto`` (``served_backend``: ``ct2`` for a CTranslate2 dir, else ``hf``);
+    ``precision``: ``auto`` (``whisper_tune.inference.resolve_precision``, the rule ``serve``
+    uses), a torch dtype for ``hf`` or a CTranslate2 compute type for ``ct2``.
+
+    ``longform``: a ``LongformResult`` (``evaluate.longform.evaluate_longform``, which imports
+    this module) for the report's long-form section. ``redact``: mask card/account/phone
+    numbers and e-mail addresses in the written files (``scoring.redact``; scores use raw text).
     """
     resolve_normalizer(normalizer)  # fail early on an unknown kind
     items, skipped = load_eval_items(data, limit=limit)
@@ -317,6 +376,7 @@ def evaluate(
         backend=backend,
         precision=precision,
     )
+    result.longform, result.redact = longform, redact
     write_evaluation(result, out_dir)
     return result
 
@@ -327,6 +387,7 @@ def write_evaluation(result: EvalResult, out_dir: str | Path) -> dict[str, Path]
     files = result.write(out)
     plot = plot_wer_by_group(result.groups(), out / "wer_by_group.png", overall={"wer": result.wer})
     md = out / "report.md"
-    md.write_text(render_evaluation(result, {"WER by group": plot}, out) + "\n", encoding="utf-8")
+    text = render_evaluation(result, {"WER by group": plot}, out)
+    md.write_text((redact_text(text) if result.redact else text) + "\n", encoding="utf-8")
     files.update(wer_by_group=plot, report_md=md)
     return files

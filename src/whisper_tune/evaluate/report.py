@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from whisper_tune.errors import DataError
+from whisper_tune.scoring.redact import redact_obj
 from whisper_tune.scoring.wer import ErrorCounts, TermRecall, UtteranceScore
 
 from .evidence import entities_of, paired_significance
@@ -137,6 +138,10 @@ class EvalResult:
     domain_terms: TermRecall | None = None
     prompt: str | None = None  # the initial prompt the model decoded with (prompt baseline)
     backend: str = "hf"
+    compute_type: str = ""  # what the backend ran in (torch dtype for hf, CTranslate2 compute type)
+    artifact: str = ""  # the model directory (or hub id) the backend loaded
+    longform: Any = None  # evaluate.longform.LongformResult: whole recordings decoded long-form
+    redact: bool = False  # mask PII (scoring.redact) in what write() writes; scores use raw text
 
     # ------------------------------------------------------------------ aggregates
     @property
@@ -216,6 +221,9 @@ class EvalResult:
             "entities": entities_of(self.utterances).to_dict(),
             "prompt": self.prompt,
             "backend": self.backend,
+            "compute_type": self.compute_type,
+            "device": self.device,
+            "artifact": self.artifact,
             "top_substitutions": [{"ref": r, "hyp": h, "count": k} for r, h, k in self.top_substitutions()],
             "timing": {
                 "seconds": self.seconds,
@@ -226,19 +234,22 @@ class EvalResult:
                 "batch_size": self.batch_size,
             },
             "skipped_items": self.skipped,
+            "longform": self.longform.to_dict() if self.longform is not None else None,
         }
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
         """``predictions.jsonl`` (one line per utterance) and ``metrics.json`` in ``out_dir``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        scrub = redact_obj if self.redact else (lambda x: x)
         pred = out / "predictions.jsonl"
         with pred.open("w", encoding="utf-8") as f:
             for u in self.utterances:
-                f.write(json.dumps(u.to_dict(), ensure_ascii=False, default=str) + "\n")
+                f.write(json.dumps(scrub(u.to_dict()), ensure_ascii=False, default=str) + "\n")
         met = out / "metrics.json"
         met.write_text(
-            json.dumps(self.metrics(), indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+            json.dumps(scrub(self.metrics()), indent=2, ensure_ascii=False, default=str) + "\n",
+            encoding="utf-8",
         )
         return {"predictions": pred, "metrics": met}
 
@@ -256,6 +267,7 @@ class ComparisonResult:
     guard: ComparisonResult | None = None  # base vs tuned on the real-speech guard
     guard_note: str | None = None  # why there is no guard column ("no real-speech guard")
     selection: dict[str, Any] | None = None  # how the run chose its export (best/metrics.json)
+    longform: Any = None  # evaluate.longform.LongformComparison: base vs tuned on long recordings
 
     _significance: Any = field(default=None, init=False, repr=False, compare=False)
 
@@ -360,6 +372,7 @@ class ComparisonResult:
             },
             "guard_note": self.guard_note,
             "selection": self.selection,
+            "longform": self.longform.to_dict() if self.longform is not None else None,
             "sign_convention": "relative change of normalized WER, (tuned - base) / base * 100; negative = tuned better",
             "base": self.base.metrics(),
             "tuned": self.tuned.metrics(),

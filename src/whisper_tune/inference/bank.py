@@ -80,19 +80,27 @@ class FeatureBank:
                     f"audio {i}: expected a 1-D mono array of 16 kHz samples, got shape {arr.shape}"
                 )
             self.audios.append(arr)
-        self._pieces: dict[int, list[Piece]] = {}
+        self._pieces: dict[tuple[int, bool], list[Piece]] = {}
         self._features: dict[tuple[Any, ...], list[np.ndarray]] = {}
 
-    def pieces(self, frames: int = FULL_FRAMES) -> list[Piece]:
-        """Windows that fit ``frames`` mel frames (10 ms each), in clip order."""
-        if frames not in self._pieces:
+    def pieces(self, frames: int = FULL_FRAMES, *, vad: bool = False) -> list[Piece]:
+        """Windows that fit ``frames`` mel frames (10 ms each), in clip order; with ``vad``, only
+        the speech Silero VAD finds (``inference.vad``: a clip without speech has no window)."""
+        key = (frames, vad)
+        if key not in self._pieces:
             max_s = frames / FRAMES_PER_SECOND
-            self._pieces[frames] = [
+            if vad:
+                from .vad import speech_windows
+
+                cuts = [speech_windows(a, max_s) for a in self.audios]
+            else:
+                cuts = [split_long_audio(a, sr=SAMPLE_RATE, max_s=max_s) for a in self.audios]
+            self._pieces[key] = [
                 Piece(i, np.asarray(p, dtype=np.float32), float(start))
-                for i, a in enumerate(self.audios)
-                for start, p in split_long_audio(a, sr=SAMPLE_RATE, max_s=max_s)
+                for i, windows in enumerate(cuts)
+                for start, p in windows
             ]
-        return self._pieces[frames]
+        return self._pieces[key]
 
     def durations(self, frames: int = FULL_FRAMES) -> list[float]:
         return [p.seconds for p in self.pieces(frames)]
@@ -110,6 +118,7 @@ class FeatureBank:
         idx: Sequence[int] | None = None,
         *,
         device: str = "cpu",
+        vad: bool = False,
     ) -> list[np.ndarray]:
         """Features ``[n_mels, frames]`` of the windows ``idx`` (default: all), in that order.
 
@@ -118,11 +127,11 @@ class FeatureBank:
         a non-caching one computes just ``idx``, in one call.
         """
         fe = getattr(extractor, "feature_extractor", extractor)
-        pieces = self.pieces(frames)
+        pieces = self.pieces(frames, vad=vad)
         want = list(range(len(pieces))) if idx is None else list(idx)
         if not self.cache:
             return self._compute(fe, [pieces[i] for i in want], frames, device) if want else []
-        key = (*_fe_key(fe), frames, device)
+        key = (*_fe_key(fe), frames, device, vad)
         if key not in self._features:
             out: list[np.ndarray] = []
             for s in range(0, len(pieces), FEATURE_CHUNK):

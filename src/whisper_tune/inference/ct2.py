@@ -1,10 +1,25 @@
-"""The CTranslate2 backend: ``ctranslate2.models.Whisper`` over an exported model directory.
+"""The CTranslate2 backend: faster-whisper's ``WhisperModel`` over an exported model directory.
 
 Why its own module: it is what the server runs by default on CPUs (int8) and is several
-times faster than Transformers; evaluation can now score that same int8/float16 artifact
-(``--backend ct2``) instead of a Transformers stand-in. It carries the CTranslate2-specific
-details: the prompt is built by hand, ``max_length`` counts differently, and a GPU without
-CUDA 12's cuBLAS must fail at start-up with advice rather than on the first request.
+times faster than Transformers; evaluation scores that same int8/float16 artifact
+(``--backend ct2``). The model is loaded by faster-whisper (``faster_whisper.WhisperModel``:
+the project's ``best/ct2`` dirs load unchanged), which also gives word alignment
+(``WhisperModel.find_alignment``: the cross-attention alignment heads + DTW, with
+faster-whisper's punctuation merging) and the Silero VAD (``inference.vad``).
+
+Why the windows are still decoded here, with ``ctranslate2.models.Whisper.generate`` on the
+model faster-whisper loaded, rather than by ``WhisperModel.transcribe`` or
+``BatchedInferencePipeline.transcribe``: both take one file per call, so the windows of
+different requests (or evaluation clips) cannot share a forward pass, and on the guard set's
+24 short clips (tiny.en int8, 2-core CPU) they measured slower and no more exact than this
+loop (docs/serve.md "faster-whisper"): 7.6-7.8 against 8.3 audio s/s, WER 1.71 % against
+1.14 %. The per-window statistics are faster-whisper's (``return_scores``,
+``return_no_speech_prob``, the same mean log-probability), the fallback and no-speech rules
+OpenAI's (``inference.fallback``), shared with the Transformers backend.
+
+It carries the CTranslate2-specific details too: the prompt is built by hand, ``max_length``
+counts differently, and a GPU without CUDA 12's cuBLAS must fail at start-up with advice
+rather than on the first request.
 """
 
 from __future__ import annotations
@@ -18,7 +33,9 @@ from whisper_tune.errors import ModelNotFoundError, UserError
 
 from .backend import Backend
 from .device import resolve_device, resolve_precision
+from .fallback import Decoded
 from .options import BackendOptions, DecodeOptions
+from .segments import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS
 
 __all__ = ["CT2Backend"]
 
@@ -45,14 +62,14 @@ def _probe_ct2_cuda(model: Any, compute_type: str) -> None:
 
 
 class CT2Backend(Backend):
-    """CTranslate2 ``models.Whisper`` over an exported model directory."""
+    """faster-whisper's ``WhisperModel`` (CTranslate2) over an exported model directory."""
 
     kind = "ct2"
 
     def __init__(
         self, ct2_dir: str | Path, model_name: str | None = None, opts: BackendOptions | None = None
     ) -> None:
-        import ctranslate2
+        from faster_whisper import WhisperModel
 
         from whisper_tune.models.processor import build_processor_from_tokenizer
 
@@ -67,13 +84,14 @@ class CT2Backend(Backend):
         self._device = kind
         self.compute_type = compute_type
         self.ct2_dir = path
-        self.model = ctranslate2.models.Whisper(
+        self.whisper = WhisperModel(
             str(path),
             device=kind,
             device_index=int(index or 0),
             compute_type=compute_type,
-            intra_threads=opts.cpu_threads,
+            cpu_threads=opts.cpu_threads,
         )
+        self.model = self.whisper.model  # the ctranslate2.models.Whisper faster-whisper loaded
         if kind == "cuda":
             _probe_ct2_cuda(self.model, compute_type)
         processor = build_processor_from_tokenizer(tok_file, n_mels=int(self.model.n_mels))
@@ -103,10 +121,11 @@ class CT2Backend(Backend):
         prompt_ids: list[int],
         options: DecodeOptions,
         max_new: int,
-    ) -> list[list[int]]:
+        temperature: float = 0.0,
+    ) -> list[Decoded]:
         import ctranslate2
 
-        sv = ctranslate2.StorageView.from_array(features)
+        sv = ctranslate2.StorageView.from_array(np.ascontiguousarray(features))
         prompts: list[list[int]] = []
         if self.multilingual and not language:
             language = self._detect(features)[0]  # transcribe_bank detects per file; this is a fallback
@@ -118,15 +137,56 @@ class CT2Backend(Backend):
             if not options.timestamps:
                 p.append(self.no_timestamps)
             prompts.append(p)
+        if temperature > 0:  # faster-whisper's sampling: best_of hypotheses, no top-k
+            how: dict[str, Any] = {
+                "beam_size": 1,
+                "num_hypotheses": options.best_of,
+                "sampling_topk": 0,
+                "sampling_temperature": temperature,
+            }
+        else:
+            how = {"beam_size": options.beams}
         results = self.model.generate(
             sv,
             prompts,
-            beam_size=options.beams,
             # Measured with CTranslate2 4.8.5: Whisper.generate emits at most max_length // 2 tokens
             # (whatever the prompt length), so twice the budget gives the same cap as Transformers.
             max_length=2 * max_new,
             suppress_blank=True,
             suppress_tokens=[-1],
             max_initial_timestamp_index=50,
+            return_scores=True,
+            return_no_speech_prob=True,
+            **how,
         )
-        return [[int(t) for t in r.sequences_ids[0] if t != self.eot] for r in results]
+        out = []
+        for r in results:
+            seq = [int(t) for t in r.sequences_ids[0]]
+            # CTranslate2's score is the sum of log-probabilities / length (length_penalty 1);
+            # faster-whisper's (and OpenAI's) mean counts the end-of-text token too: / (len + 1)
+            n = len(seq)
+            avg = float(r.scores[0]) * n / (n + 1) if r.scores else 0.0
+            out.append(Decoded([t for t in seq if t != self.eot], avg, float(r.no_speech_prob)))
+        return out
+
+    def _align(
+        self,
+        features: np.ndarray,
+        language: str | None,
+        options: DecodeOptions,
+        texts: list[list[int]],
+        seconds: list[float],
+    ) -> list[list[dict[str, Any]]] | None:
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import merge_punctuations
+
+        fw = self.whisper
+        tok = Tokenizer(fw.hf_tokenizer, self.multilingual, task=options.task, language=language or "en")
+        frames = [max(1, min(self.frames, int(round(s * 100)))) for s in seconds]
+        aligned = fw.find_alignment(tok, texts, fw.encode(np.ascontiguousarray(features)), frames)
+        for words in aligned:
+            merge_punctuations(words, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
+            for w in words:
+                w["start"], w["end"] = float(w["start"]), float(w["end"])
+                w["probability"] = round(float(w["probability"]), 4)
+        return aligned

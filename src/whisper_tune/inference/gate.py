@@ -12,11 +12,12 @@ clip as "you". So the server (``serve``) skips, before any features are computed
 and returns empty text (no segments) for them. A skipped window also costs no model time, so an
 hour of silence is answered in milliseconds.
 
-Why an energy gate and not a VAD model: Silero VAD comes with faster-whisper, which is not a
-dependency of this project (no VAD model ships with the installed packages), and a gate on
-energy needs none. What it cannot do: noise that has energy (white noise, hum, music) still
-reaches the model, which may invent text for it; a client can read ``verbose_json`` segment
-statistics for that.
+Why an energy gate next to a VAD model: the gate costs microseconds and needs no model, so it
+is on by default; Silero VAD (``DecodeOptions.vad``, ``inference.vad``, from faster-whisper)
+is the option for long recordings. What the gate cannot do: noise that has energy (white
+noise, hum, music) still reaches the model, which may invent text for it; VAD, OpenAI's
+no-speech rule (``DecodeOptions.skip_silence``) and the ``verbose_json`` segment statistics
+are the answers to that.
 
 It is an option (``DecodeOptions.gate``, ``None`` = off): on by default in the server, off for
 ``evaluate``, whose test utterances must all be decoded (an empty hypothesis for a reference

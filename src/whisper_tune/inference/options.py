@@ -43,6 +43,8 @@ __all__ = [
     "MAX_TARGET_POSITIONS",
     "PROMPT_MAX_TOKENS",
     "TASKS",
+    "TEMPERATURE_LADDER",
+    "temperature_ladder",
     "token_cap",
 ]
 
@@ -53,6 +55,22 @@ PROMPT_MAX_TOKENS = MAX_TARGET_POSITIONS // 2 - 1  # prompt text tokens kept aft
 TOKENS_PER_SECOND = 8.0
 TOKEN_MARGIN = 16
 TASKS = ("transcribe", "translate")
+# OpenAI's (and faster-whisper's) fallback ladder: a window whose greedy text is too repetitive
+# (gzip compression ratio > 2.4) or too unlikely (mean log-probability < -1.0) is decoded again,
+# sampling at the next temperature, unless it looks like silence (no-speech probability > 0.6)
+TEMPERATURE_LADDER = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def temperature_ladder(temperature: float) -> tuple[float, ...]:
+    """A request's ``temperature`` (OpenAI: a number from 0 to 1) -> the temperatures to try.
+
+    OpenAI's rule: 0 lets the model "use log probability to automatically increase the
+    temperature until certain thresholds are hit", i.e. ``TEMPERATURE_LADDER``; any other
+    value samples at that one temperature, without fallback.
+    """
+    if not (math.isfinite(temperature) and 0.0 <= temperature <= 1.0):
+        raise InvalidOptionError(f"temperature must be a number from 0 to 1, got {temperature}")
+    return TEMPERATURE_LADDER if temperature == 0.0 else (float(temperature),)
 
 
 class InvalidOptionError(UserError, ValueError):
@@ -89,6 +107,16 @@ class DecodeOptions:
     evaluation does not, so every test utterance is decoded). ``prompt``: only its last
     ``PROMPT_MAX_TOKENS`` tokens are used (OpenAI's rule: the model sees the final 224 tokens,
     ``<|startofprev|>`` included).
+
+    ``temperatures``: tried in order per window (``temperature_ladder``); the first is 0 =
+    greedy (or beam search with ``beams`` > 1); a window falls back to the next when it fails
+    ``compression_ratio_threshold`` or ``log_prob_threshold`` and does not look silent
+    (``no_speech_threshold``). The default ``(0.0,)`` never falls back (evaluation's greedy
+    decode); the server passes the ladder for ``temperature=0``, as OpenAI does.
+    ``word_timestamps``: per-word times from the cross-attention alignment heads
+    (``Segment.words``). ``vad``: cut windows on Silero VAD speech instead of energy minima
+    (``inference.vad``), so long silences never reach the model. ``hotwords``: words placed
+    before the prompt in ``<|startofprev|>`` (faster-whisper's hotwords rule).
     """
 
     language: str | None = None
@@ -98,6 +126,15 @@ class DecodeOptions:
     prompt: str | None = None  # previous-text conditioning (OpenAI's ``prompt``)
     timestamps: bool = False
     gate: SpeechGate | None = None
+    temperatures: tuple[float, ...] = (0.0,)
+    best_of: int = 5  # samples per window at a temperature > 0; the likeliest is kept
+    compression_ratio_threshold: float | None = 2.4
+    log_prob_threshold: float | None = -1.0
+    no_speech_threshold: float | None = 0.6
+    word_timestamps: bool = False
+    vad: bool = False
+    hotwords: str | None = None
+    skip_silence: bool = False  # drop windows OpenAI's no-speech rule calls silent (the server does)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -106,6 +143,10 @@ class DecodeOptions:
             raise InvalidOptionError(f"beams (num_beams) must be >= 1, got {self.beams}")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise InvalidOptionError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not self.temperatures or any(not (0.0 <= t <= 1.0) for t in self.temperatures):
+            raise InvalidOptionError(f"temperatures must be numbers from 0 to 1, got {self.temperatures}")
+        if self.best_of < 1:
+            raise InvalidOptionError(f"best_of must be >= 1, got {self.best_of}")
 
 
 @dataclass

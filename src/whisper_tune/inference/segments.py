@@ -7,10 +7,20 @@ backends emit the same token stream, so one parser keeps their segments identica
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
-__all__ = ["TIME_PRECISION", "tokens_to_segments"]
+__all__ = [
+    "APPEND_PUNCTUATIONS",
+    "PREPEND_PUNCTUATIONS",
+    "TIME_PRECISION",
+    "assign_words",
+    "tokens_to_segments",
+]
 
 TIME_PRECISION = 0.02  # seconds per timestamp token step
+# punctuation merged into the next / previous word when words are timed (OpenAI's and faster-whisper's sets)
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 
 
 def tokens_to_segments(
@@ -59,4 +69,26 @@ def tokens_to_segments(
         e = window_s if end is None else min(max(end, s), window_s)
         out.append((offset + s, offset + e, text, toks))
         prev_end = e
+    return out
+
+
+def assign_words(
+    segment_tokens: Sequence[Sequence[int]], words: Sequence[dict[str, Any]]
+) -> list[list[dict[str, Any]]]:
+    """A window's aligned words (each with its ``tokens``) shared out over its segments in order,
+    by token count (faster-whisper's rule); words without text (merged punctuation) are dropped."""
+    out: list[list[dict[str, Any]]] = []
+    w = 0
+    for toks in segment_tokens:
+        mine: list[dict[str, Any]] = []
+        used = 0
+        while w < len(words) and used < len(toks):
+            word = words[w]
+            if str(word.get("word", "")).strip():
+                mine.append(word)
+            used += len(word.get("tokens", ()))
+            w += 1
+        out.append(mine)
+    if out and w < len(words):  # alignment with more tokens than the segments: the rest to the last
+        out[-1].extend(x for x in words[w:] if str(x.get("word", "")).strip())
     return out

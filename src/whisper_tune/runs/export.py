@@ -26,6 +26,7 @@ from whisper_tune.config import ConfigError, load_yaml
 from whisper_tune.errors import UserError
 from whisper_tune.paths import cache_root
 from whisper_tune.runs.layout import Checkpoint, RunDir
+from whisper_tune.runs.model_card import write_model_card
 
 __all__ = [
     "FULL_POSITIONS",
@@ -151,9 +152,9 @@ def export_best(
     """Write ``run_dir/best``: the best (or given) checkpoint as a self-contained HF dir.
 
     Holds the model (LoRA adapters merged onto ``base_model``, default: the run config's
-    ``model.name``), processor, generation config, the run's config (``whisper_tune_config.yaml``)
-    and the checkpoint's ``metrics.json``; with ``ct2`` also ``best/ct2`` via
-    ``whisper_tune.models.export_ct2``. Replaces an older ``best/`` atomically. A model trained
+    ``model.name``), processor, generation config, the run's config (``whisper_tune_config.yaml``),
+    the checkpoint's ``metrics.json`` and a model card (``README.md``, ``runs.model_card``); with
+    ``ct2`` also ``best/ct2`` via ``whisper_tune.models.export_ct2``. Replaces an older ``best/`` atomically. A model trained
     at a shortened encoder context is exported with the full 30 s context
     (:func:`restore_full_context`) so any Whisper pipeline loads it; ``metrics.json`` records
     ``train_encoder_frames``, and ``short`` also writes the short-context model to
@@ -198,6 +199,7 @@ def export_best(
     info["export_encoder_frames"] = 2 * FULL_POSITIONS
     info["trained_dtype"] = trained_dtype  # weights are saved as float32 either way
     (tmp / RunDir.METRICS_FILE).write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
+    write_model_card(tmp, root)  # README.md: base model, data, metrics, guard (runs.model_card)
     best = root / RunDir.BEST_DIR
     if best.exists():
         shutil.rmtree(best)
@@ -207,6 +209,7 @@ def export_best(
         from whisper_tune.models import export_ct2
 
         export_ct2(str(best), str(best / "ct2"), quantization=quantization)
+        write_model_card(best, root)  # the card's usage section names ct2/
     return best
 
 

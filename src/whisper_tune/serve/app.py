@@ -27,11 +27,11 @@ Why this shape:
 # cloudpickle, which keeps only the globals its methods' code names, so FastAPI could not resolve
 # a string annotation such as "Request" and took ``request`` for a required query parameter.
 import asyncio
+import functools
 import hmac
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -49,8 +49,10 @@ from whisper_tune.inference import (
     load_backend,
     normalize_language,
 )
+from whisper_tune.inference.options import temperature_ladder
 from whisper_tune.serve.audio import AudioTooLargeError, EmptyAudioError, NotAudioError, decode_audio_bytes
 from whisper_tune.serve.formats import MEDIA_TYPES, render
+from whisper_tune.serve.jobs import Failure, Job, served_ids
 from whisper_tune.serve.limits import (
     Fields,
     Pool,
@@ -71,23 +73,6 @@ log = logging.getLogger(__name__)
 HEALTH_TIMEOUT_S = 10.0  # /healthz: longest wait for a Model replica's info
 INFO_ROOM = 8  # places a Model replica keeps for info calls beyond the requests it batches
 LIGHT_ROOM = 16  # ingress places beyond uploads and the pool: /healthz, /v1/models, /, quick 503s
-
-
-@dataclass
-class _Job:
-    audio: Any
-    language: str | None
-    prompt: str | None
-    timestamps: bool
-    deadline: float  # time.monotonic() after which nobody waits for the result
-
-
-@dataclass
-class _Failure:
-    """A request the model could not serve: ``deadline`` (-> 408) or ``server`` (-> 500)."""
-
-    kind: str
-    message: str
 
 
 def _page() -> str:
@@ -158,32 +143,31 @@ class Model:
             "stats": {k: round(v, 3) for k, v in b.stats.items()},
         }
 
-    async def transcribe(self, job: _Job) -> Transcript | _Failure:
+    async def transcribe(self, job: Job) -> Transcript | Failure:
         return await self._batched(job)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
-    async def _batched(self, jobs: list[_Job]) -> list[Transcript | _Failure]:
-        """Requests of one batch that share options go through the model together."""
-        groups: dict[tuple[str | None, str | None, bool], list[int]] = defaultdict(list)
+    async def _batched(self, jobs: list[Job]) -> list[Transcript | Failure]:
+        """Requests of one batch that share options (``Job.key``) go through the model together."""
+        groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
         for i, j in enumerate(jobs):
-            groups[(j.language, j.prompt, j.timestamps)].append(i)
-        results: list[Transcript | _Failure] = [_Failure("server", "not run")] * len(jobs)
-        for (language, prompt, ts), idxs in groups.items():
+            groups[j.key()].append(i)
+        results: list[Transcript | Failure] = [Failure("server", "not run")] * len(jobs)
+        for idxs in groups.values():
             deadline = max(jobs[i].deadline for i in idxs)  # work on while anyone still waits
-            args = ([jobs[i].audio for i in idxs], language, prompt, ts, deadline)
+            j0 = jobs[idxs[0]]
+            args = ([jobs[i].audio for i in idxs], j0.language, j0.prompt, j0.timestamps, deadline)
+            call = functools.partial(self.backend.transcribe_batch, *args, **j0.changes())
             try:
-                if self._inline:
-                    outs = self.backend.transcribe_batch(*args)
-                else:
-                    outs = await asyncio.to_thread(self.backend.transcribe_batch, *args)
+                outs = call() if self._inline else await asyncio.to_thread(call)
             except DeadlineExceeded as exc:  # the callers already got 408; not a backend fault
                 for i in idxs:
-                    results[i] = _Failure("deadline", str(exc))
+                    results[i] = Failure("deadline", str(exc))
                 continue
             except Exception as exc:  # reported per request as 500; repeated failures fail check_health
                 self._note_failure(exc)
                 for i in idxs:
-                    results[i] = _Failure("server", f"{type(exc).__name__}: {exc}")
+                    results[i] = Failure("server", f"{type(exc).__name__}: {exc}")
                 continue
             self._failures = 0
             for i, out in zip(idxs, outs, strict=True):
@@ -254,22 +238,31 @@ class Transcriber:
     async def models(self, request: Request) -> Response:
         if (denied := self._auth(request)) is not None:
             return denied
-        entry = {
-            "id": (await self._model_info())["model"],
-            "object": "model",
-            "created": self.created,
-            "owned_by": "whisper-tune",
-        }
-        return JSONResponse({"object": "list", "data": [entry]})
+        entries = [
+            {"id": mid, "object": "model", "created": self.created, "owned_by": "whisper-tune"}
+            for mid in await self._served_ids()
+        ]
+        return JSONResponse({"object": "list", "data": entries})
+
+    async def _served_ids(self) -> list[str]:
+        return served_ids((await self._model_info())["model"], self.opts.model, self.opts.model_aliases)
 
     @api.post("/v1/audio/transcriptions")
     async def transcriptions(self, request: Request) -> Response:
+        return await self._handle(request, "transcribe")
+
+    @api.post("/v1/audio/translations")
+    async def translations(self, request: Request) -> Response:
+        """OpenAI's translations: speech in any language -> English text (multilingual models)."""
+        return await self._handle(request, "translate")
+
+    async def _handle(self, request: Request, task: str) -> Response:
         if (denied := self._auth(request)) is not None:
             return denied
         deadline = time.monotonic() + self.opts.request_timeout_s
         try:
             return await asyncio.wait_for(
-                self._transcribe_request(request, deadline), timeout=self.opts.request_timeout_s
+                self._transcribe_request(request, deadline, task), timeout=self.opts.request_timeout_s
             )
         except asyncio.TimeoutError:
             return error(
@@ -279,7 +272,7 @@ class Transcriber:
             )
 
     # -- request handling -----------------------------------------------------------------------------
-    async def _transcribe_request(self, request: Request, deadline: float) -> Response:
+    async def _transcribe_request(self, request: Request, deadline: float, task: str) -> Response:
         ctype = request.headers.get("content-type", "")
         if not ctype.lower().startswith("multipart/form-data"):
             return error(400, "send multipart/form-data with a 'file' field", param="file")
@@ -300,11 +293,33 @@ class Transcriber:
         except (StarletteHTTPException, ValueError, KeyError) as exc:
             return error(400, f"malformed multipart body: {getattr(exc, 'detail', exc)}")
         try:
-            return await self._transcribe_form(form, deadline)
+            return await self._transcribe_form(form, deadline, task)
         finally:
             await form.close()
 
-    async def _transcribe_form(self, form: Any, deadline: float) -> Response:
+    async def _check_model(self, fields: Fields, task: str, info: dict[str, Any]) -> Response | None:
+        """404 (OpenAI's ``model_not_found``) for an id this server does not serve; 400 for a
+        translation on an English-only model."""
+        ids = await self._served_ids()
+        if fields.model is not None and fields.model not in ids:
+            return error(
+                404,
+                f"The model '{fields.model[:100]}' does not exist on this server; it serves "
+                f"{', '.join(repr(i) for i in ids)}",
+                param="model",
+                code="model_not_found",
+            )
+        if task == "translate" and not info["multilingual"]:
+            return error(
+                400,
+                f"model {info['model']} is English-only: /v1/audio/translations needs a multilingual "
+                "model (e.g. base or small); use /v1/audio/transcriptions for English speech",
+                param="model",
+                code="unsupported_task",
+            )
+        return None
+
+    async def _transcribe_form(self, form: Any, deadline: float, task: str) -> Response:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             return error(400, "missing required field 'file' (an audio file)", param="file")
@@ -312,6 +327,8 @@ class Transcriber:
         if isinstance(fields, Response):
             return fields
         info = await self._model_info()
+        if (refused := await self._check_model(fields, task, info)) is not None:
+            return refused
         try:
             language = normalize_language(
                 fields.language, multilingual=info["multilingual"], model_name=info["model"]
@@ -329,10 +346,17 @@ class Transcriber:
                 self.opts.retry_after_s,
             )
         async with self.pool:  # decoding and the model: at most max_ongoing_requests at once
-            return await self._run(data, name, language, fields, deadline, info["model"])
+            return await self._run(data, name, language, fields, deadline, info["model"], task)
 
     async def _run(
-        self, data: bytes, name: str, language: str | None, fields: Fields, deadline: float, model: str
+        self,
+        data: bytes,
+        name: str,
+        language: str | None,
+        fields: Fields,
+        deadline: float,
+        model: str,
+        task: str = "transcribe",
     ) -> Response:
         try:
             audio = await asyncio.to_thread(
@@ -345,16 +369,25 @@ class Transcriber:
         except EmptyAudioError as exc:
             return error(400, str(exc), param="file")
         fmt = fields.response_format
-        result = await self.model.transcribe.remote(
-            _Job(audio, language, fields.prompt, fmt in ("verbose_json", "srt", "vtt"), deadline)
+        job = Job(
+            audio,
+            language,
+            fields.prompt,
+            fmt in ("verbose_json", "srt", "vtt"),
+            deadline,
+            task=task,
+            temperatures=temperature_ladder(fields.temperature),
+            word_timestamps=fields.words,
+            hotwords=fields.hotwords,
         )
-        if isinstance(result, _Failure):
+        result = await self.model.transcribe.remote(job)
+        if isinstance(result, Failure):
             if result.kind == "deadline":
                 return error(
                     408, f"the request did not finish in time: {result.message}", type_="timeout_error"
                 )
             return error(500, f"transcription failed: {result.message}", type_="server_error")
-        rendered = render(result, fmt)
+        rendered = render(result, fmt, with_segments=fields.segments, with_words=fields.words)
         headers = {"X-Whisper-Tune-Model": model}
         if isinstance(rendered, dict):
             if fmt == "verbose_json":
@@ -377,7 +410,9 @@ def _cluster_gpus() -> float:
 
 
 def build_app(opts: ServeOptions) -> Any:
-    """The bound Serve application for ``serve.run``: ``opts.replicas`` of the ingress and of the model."""
+    """The bound Serve application for ``serve.run``: ``opts.replicas`` of the ingress and of the
+    model, or the model autoscaled (``opts.autoscaling_config``); ``serve.builder`` builds it
+    from a ``serve run`` / RayService config."""
     num_gpus = opts.num_gpus if opts.num_gpus is not None else (1.0 if _cluster_gpus() > 0 else 0.0)
     model_actor: dict[str, Any] = {}
     ingress_actor: dict[str, Any] = {}
@@ -386,8 +421,15 @@ def build_app(opts: ServeOptions) -> Any:
     if opts.num_cpus is not None:
         model_actor["num_cpus"] = opts.num_cpus
         ingress_actor["num_cpus"] = opts.num_cpus
+    scaling: dict[str, Any] = {"num_replicas": opts.replicas}
+    if opts.autoscaling_config is not None:  # {}: Serve's defaults, i.e. num_replicas="auto"
+        scaling = (
+            {"autoscaling_config": dict(opts.autoscaling_config)}
+            if opts.autoscaling_config
+            else {"num_replicas": "auto"}
+        )
     model = Model.options(  # type: ignore[attr-defined]
-        num_replicas=opts.replicas,
+        **scaling,
         # every request the ingress's pool admits may wait here, so batches can fill; plus room
         # for info calls (/healthz), so they never queue behind transcriptions
         max_ongoing_requests=max(opts.max_ongoing_requests, 2 * opts.max_batch_size, 1) + INFO_ROOM,

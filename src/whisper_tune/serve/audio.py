@@ -3,7 +3,8 @@
 Why here: the server must tell "not audio" (HTTP 415) from "audio but empty" (HTTP 400) from
 "audio that decodes to more than the server accepts" (HTTP 413: a decompression bomb, or just
 a file longer than ``--max-audio-minutes``). Decoding itself is
-``whisper_tune.data.audio.decode_audio`` (libsndfile + soxr), the one decoder evaluation and
+``whisper_tune.data.audio.decode_audio`` (libsndfile, else FFmpeg via PyAV: m4a, webm...;
+soxr), the one decoder evaluation and
 training use too, with ``DecodeLimits`` checked from the file's header before decoding and per
 block while decoding; this module only maps its ``AudioError.reason`` to the error classes the
 app turns into status codes. Long audio is split inside the inference backends

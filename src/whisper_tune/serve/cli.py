@@ -64,7 +64,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "serve",
         help="serve a model over an OpenAI-compatible HTTP API with Ray Serve (+ a web page at /)",
-        description="Serve a Whisper model: POST /v1/audio/transcriptions, GET /v1/models, GET /healthz, GET /.",
+        description="Serve a Whisper model: POST /v1/audio/transcriptions and /v1/audio/translations, "
+        "GET /v1/models, GET /healthz, GET /.",
     )
     p.add_argument(
         "--model",
@@ -126,6 +127,12 @@ def register(subparsers: Any) -> None:
         choices=("on", "off"),
         default="on",
         help="on: silent audio and clips under 0.1 s get empty text without reaching the model",
+    )
+    p.add_argument(
+        "--vad",
+        choices=("on", "off"),
+        default="off",
+        help="on: cut audio into windows on Silero VAD speech (long silences never reach the model)",
     )
     p.add_argument(
         "--inline-model",
@@ -200,7 +207,11 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
             dtype=args.dtype,
             compute_type=args.compute_type,
             batch_size=args.max_batch_size,
-            decode=DecodeOptions(gate=SpeechGate() if args.speech_gate == "on" else None),
+            decode=DecodeOptions(
+                gate=SpeechGate() if args.speech_gate == "on" else None,
+                skip_silence=True,  # OpenAI's no-speech rule, as serve_backend_options sets it
+                vad=args.vad == "on",
+            ),
         ),
     )
 
@@ -209,7 +220,10 @@ def run_serve(args: argparse.Namespace) -> int:
     from whisper_tune.serve.app import build_app
 
     opts = serve_options(args)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from whisper_tune.models.hub import needs_hub
+
+    if not needs_hub(args.model):  # local weights: replicas never wait on the network
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import ray
     from ray import serve
 

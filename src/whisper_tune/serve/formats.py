@@ -37,9 +37,11 @@ def to_json(t: Transcript) -> dict[str, Any]:
     return {"text": t.text}
 
 
-def to_verbose_json(t: Transcript, *, with_segments: bool = True) -> dict[str, Any]:
+def to_verbose_json(t: Transcript, *, with_segments: bool = True, with_words: bool = False) -> dict[str, Any]:
+    """OpenAI's verbose_json: ``segments`` with each window's statistics; ``words`` (word, start,
+    end; the text without its leading space) when word timestamps were asked for."""
     out: dict[str, Any] = {
-        "task": "transcribe",
+        "task": t.task,
         "language": t.language,
         "duration": round(t.duration, 3),
         "text": t.text,
@@ -53,12 +55,19 @@ def to_verbose_json(t: Transcript, *, with_segments: bool = True) -> dict[str, A
                 "end": round(s.end, 3),
                 "text": s.text,
                 "tokens": list(s.tokens),
-                "temperature": 0.0,
+                "temperature": s.temperature,
                 "avg_logprob": s.avg_logprob,
                 "compression_ratio": s.compression_ratio,
                 "no_speech_prob": s.no_speech_prob,
             }
             for s in t.segments
+        ]
+    if with_words:
+        out["words"] = [
+            {"word": w.word.strip(), "start": round(w.start, 3), "end": round(w.end, 3)}
+            for s in t.segments
+            for w in (s.words or [])
+            if w.word.strip()
         ]
     return out
 
@@ -77,12 +86,14 @@ def to_vtt(t: Transcript) -> str:
     return "\n".join(blocks)
 
 
-def render(t: Transcript, response_format: str, *, with_segments: bool = True) -> str | dict[str, Any]:
+def render(
+    t: Transcript, response_format: str, *, with_segments: bool = True, with_words: bool = False
+) -> str | dict[str, Any]:
     """A dict for the JSON formats, a string for text/srt/vtt. Raises ValueError on an unknown format."""
     if response_format == "json":
         return to_json(t)
     if response_format == "verbose_json":
-        return to_verbose_json(t, with_segments=with_segments)
+        return to_verbose_json(t, with_segments=with_segments, with_words=with_words)
     if response_format == "text":
         return t.text + "\n"
     if response_format == "srt":

@@ -21,7 +21,8 @@ Why these rules:
   never delay them. (Ray Serve's own queue behind the replica is sized above both; only past
   it does Ray's proxy answer 503 itself, in plain text.)
 * **Form fields** are checked (``parse_fields``) before the audio is decoded: an unknown
-  ``response_format``, a ``temperature`` that is not a number from 0 to 1, word timestamps.
+  ``response_format``, a ``temperature`` that is not a number from 0 to 1, an unknown
+  ``timestamp_granularities[]`` value or one without ``verbose_json``.
 * Errors use OpenAI's ``{"error": {"message", "type", "param", "code"}}`` body, so the
   official clients raise their usual exception classes; ``install_error_handlers`` gives
   FastAPI's own errors (404, 405, 422, 500) the same shape.
@@ -64,9 +65,11 @@ def error(
     type_: str = "invalid_request_error",
     param: str | None = None,
     headers: dict[str, str] | None = None,
+    code: str | int | None = None,
 ) -> JSONResponse:
-    """OpenAI's error body with ``status``."""
-    body = {"error": {"message": message, "type": type_, "param": param, "code": status}}
+    """OpenAI's error body with ``status``; ``code``: OpenAI's string code (e.g.
+    ``model_not_found``), else the status."""
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code or status}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -213,6 +216,18 @@ class Fields:
     language: str | None
     prompt: str | None
     temperature: float
+    granularities: tuple[str, ...] = ()  # timestamp_granularities[]: segment and/or word
+    model: str | None = None
+    hotwords: str | None = None  # not OpenAI's: faster-whisper's hint words (send with extra_body)
+
+    @property
+    def words(self) -> bool:
+        return "word" in self.granularities
+
+    @property
+    def segments(self) -> bool:
+        """verbose_json carries segments unless only words were asked for (OpenAI's rule)."""
+        return not self.granularities or "segment" in self.granularities
 
 
 def _temperature(raw: Any) -> float | None:
@@ -223,7 +238,8 @@ def _temperature(raw: Any) -> float | None:
     return value if math.isfinite(value) and 0.0 <= value <= 1.0 else None
 
 
-_TEXT_FIELDS = ("response_format", "temperature", "language", "prompt", "model")
+_TEXT_FIELDS = ("response_format", "temperature", "language", "prompt", "model", "hotwords")
+GRANULARITIES = ("segment", "word")
 
 
 def parse_fields(form: Any) -> Fields | Response:
@@ -244,11 +260,11 @@ def parse_fields(form: Any) -> Fields | Response:
     grans = [
         str(g) for g in form.getlist("timestamp_granularities[]") + form.getlist("timestamp_granularities")
     ]
-    bad = [g for g in grans if g != "segment"]
+    bad = [g for g in grans if g not in GRANULARITIES]
     if bad:
         return error(
             400,
-            f"timestamp_granularities {', '.join(bad)} not supported; use 'segment'",
+            f"timestamp_granularities {', '.join(bad)} not supported; use 'segment' and/or 'word'",
             param="timestamp_granularities",
         )
     if grans and fmt != "verbose_json":
@@ -260,4 +276,7 @@ def parse_fields(form: Any) -> Fields | Response:
         language=str(form.get("language") or "") or None,
         prompt=str(form.get("prompt") or "") or None,
         temperature=temperature,
+        granularities=tuple(dict.fromkeys(grans)),
+        model=str(form.get("model") or "").strip() or None,
+        hotwords=str(form.get("hotwords") or "").strip() or None,
     )

@@ -31,8 +31,9 @@ def hash_api_key(key: str) -> str:
 
 def serve_backend_options(**kw: Any) -> BackendOptions:
     """``BackendOptions`` with the server's decoding defaults: the speech gate on (silent windows
-    and clips under 0.1 s get no text; ``whisper_tune.inference.gate``)."""
-    return BackendOptions(decode=DecodeOptions(gate=SpeechGate()), **kw)
+    and clips under 0.1 s get no text; ``whisper_tune.inference.gate``) and OpenAI's no-speech
+    rule (a window with P(no speech) > 0.6 and mean log-probability < -1 gets no text)."""
+    return BackendOptions(decode=DecodeOptions(gate=SpeechGate(), skip_silence=True), **kw)
 
 
 @dataclass
@@ -42,6 +43,8 @@ class ServeOptions:
     model: str
     backend: str = "hf"  # hf | ct2
     model_name: str | None = None  # name reported by /v1/models and in responses (default: from the spec)
+    # other ids the ``model`` form field may name (listed by /v1/models); any other id -> 404
+    model_aliases: tuple[str, ...] = ("whisper-1",)
     api_key_sha256: str | None = None  # set -> every /v1/ call needs "Authorization: Bearer <key>"
     max_body_mb: float = 25.0
     max_batch_size: int = 8
@@ -67,6 +70,10 @@ class ServeOptions:
     max_open_uploads: int = 64  # uploads arriving at once per ingress replica; beyond: 503
     decode_limits: DecodeLimits = field(default_factory=DecodeLimits)  # decoded audio -> 413
     replicas: int = 1
+    # Serve autoscaling of the Model deployment (replaces ``replicas`` for it): Ray Serve's
+    # ``autoscaling_config`` dict (min_replicas, max_replicas, target_ongoing_requests, ...), or
+    # {} for Serve's defaults (``num_replicas="auto"``); the ingress keeps ``replicas``
+    autoscaling_config: dict[str, Any] | None = None
     num_gpus: float | None = None  # per replica; None: 1 when the cluster has GPUs, else 0
     num_cpus: float | None = None  # per replica; None: Serve's default
     health_failures: int = 3  # consecutive failed batches before check_health fails

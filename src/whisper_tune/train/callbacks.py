@@ -48,11 +48,13 @@ class FinalEvalSave(TrainerCallback):
 class Throughput(TrainerCallback):
     """Training speed without evaluation/saving: samples/s over the steps after ``warmup``.
 
-    ``step_samples_per_s``: from the summed step times (CUDA synchronised at each step end;
-    the batch fetch before a step is excluded); ``wall_samples_per_s``: the same plus the
+    ``step_samples_per_s``: from the summed step times; ``wall_samples_per_s``: the same plus the
     gaps between steps (data loading, logging), except gaps holding an evaluation or a
-    checkpoint save. Written into the run's ``fast_path.json`` (``run_dir``; None: kept in
-    memory only, see :meth:`summary`) so runs can be compared.
+    checkpoint save. On CUDA the steps are timed with CUDA events and the device is synchronised
+    only where a segment of steps ends (before an evaluation or save, and at the end): a
+    synchronisation per step would itself starve the GPU, since the CPU could no longer queue
+    step n+1 while step n runs. Written into the run's ``fast_path.json`` (``run_dir``; None:
+    kept in memory only, see :meth:`summary`) so runs can be compared.
     """
 
     def __init__(self, global_batch: int, run_dir: Path | None, warmup: int = 2) -> None:
@@ -63,33 +65,65 @@ class Throughput(TrainerCallback):
         self.wall = 0.0
         self.steps = 0
         self._begin = 0.0
-        self._last_end: float | None = None
-        self._paused = False
+        self._seg_start: float | None = None
+        self._events: list[tuple[Any, Any]] = []
+        self._cuda = False
+        self._last_done = 0  # global_step at the last step end
+        self._timing = False
 
     def on_step_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self._cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+        self._timing = self._last_done >= self.warmup
+        if not self._timing:
+            return
+        if self._seg_start is None:
+            if self._cuda:
+                torch.cuda.synchronize()
+            self._seg_start = time.perf_counter()
         self._begin = time.perf_counter()
-        if self._last_end is not None and not self._paused:
-            self.wall += self._begin - self._last_end
-        self._paused = False
+        if self._cuda:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            self._events.append((ev, None))
 
     def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
+        self._last_done = int(state.global_step)
+        if not self._timing or self._seg_start is None:
+            return
+        if self._cuda and self._events:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            self._events[-1] = (self._events[-1][0], ev)
+        else:
+            self.step_time += time.perf_counter() - self._begin
+        self.steps += 1
+        last = getattr(state, "max_steps", 0) or 0
+        if (
+            getattr(control, "should_evaluate", False)
+            or getattr(control, "should_save", False)
+            or (0 < last <= state.global_step)
+        ):
+            self._close_segment()
+
+    def _close_segment(self) -> None:
+        if self._seg_start is None:
+            return
+        if self._cuda:
             torch.cuda.synchronize()
-        now = time.perf_counter()
-        if state.global_step > self.warmup:
-            self.step_time += now - self._begin
-            self.wall += now - self._begin
-            self.steps += 1
-        self._last_end = now if state.global_step >= self.warmup else None
+            self.step_time += sum(b.elapsed_time(e) / 1000.0 for b, e in self._events if e is not None)
+            self._events = []
+        self.wall += time.perf_counter() - self._seg_start
+        self._seg_start = None
 
     def on_evaluate(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-        self._paused = True
+        self._close_segment()
 
     def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-        self._paused = True
+        self._close_segment()
 
     def summary(self) -> dict[str, Any] | None:
-        """The measured figures (None before any step after the warm-up)."""
+        """The measured figures (None before any step after the warm-up); closes an open segment."""
+        self._close_segment()
         if self.steps == 0:
             return None
         return {
@@ -97,6 +131,7 @@ class Throughput(TrainerCallback):
             "global_batch": self.global_batch,
             "step_samples_per_s": round(self.steps * self.global_batch / max(self.step_time, 1e-9), 2),
             "wall_samples_per_s": round(self.steps * self.global_batch / max(self.wall, 1e-9), 2),
+            "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if self._cuda else None,
         }
 
     def on_train_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]

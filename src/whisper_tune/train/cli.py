@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
+
+from whisper_tune.console import format_duration, format_pct, quiet_session
 
 __all__ = ["register"]
 
@@ -27,17 +31,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"run.name={args.name}")
     cfg = load_job_config(args.config, overrides)
     default_name = Path(args.config).stem if args.config else "run"
+    verbose = bool(getattr(args, "verbose", False) or getattr(args, "loud", False))
+    # Ray/Train/transformers output goes to <run>/train.log (here until the run dir is known)
+    first_log = Path(tempfile.gettempdir()) / f"whisper-tune-train-{os.getpid()}.log"
+    session = None
     try:
-        outcome = launch(cfg, use_ray=not args.no_ray, default_name=default_name)
+        with quiet_session(first_log, verbose=verbose, follow_run_dir=True) as session:
+            outcome = launch(cfg, use_ray=not args.no_ray, default_name=default_name)
     except Exception as exc:
+        log_path = session.log_path if session is not None else first_log
         # Ray's TrainingFailedError (a worker died more than run.max_failures times): one clear line,
         # non-zero exit; the run dir keeps its checkpoints, so the same command resumes it.
         if type(exc).__name__ not in ("TrainingFailedError", "WorkerGroupError", "ControllerError"):
+            print(f"training failed; the full log: {log_path}", file=sys.stderr)
             raise
         cause = str(exc).strip().splitlines()
         print(
             f"error: training failed (run.max_failures={cfg.run.max_failures}): {type(exc).__name__}: "
-            f"{cause[0] if cause else ''} -- run the same command again to resume from the last checkpoint",
+            f"{cause[0] if cause else ''} -- run the same command again to resume from the last checkpoint"
+            f" (log: {log_path})",
             file=sys.stderr,
         )
         return 1
@@ -45,17 +57,33 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"run:              {outcome.run_dir}{' (resumed)' if outcome.resumed else ''}")
     print(f"steps:            {outcome.global_step}")
     print(f"best checkpoint:  {outcome.best_checkpoint}")
-    print(f"best eval WER:    {'n/a' if wer is None else f'{wer:.2%}'}")
+    print(f"best eval WER:    {format_pct(wer)}")
     sel = outcome.selection or {}
     if sel.get("guard_wer") is not None and sel.get("base_guard_wer") is not None:
-        print(f"real-speech guard: {sel['base_guard_wer']:.2%} (base) -> {sel['guard_wer']:.2%} (exported)")
+        print(
+            f"real-speech guard: {format_pct(sel['base_guard_wer'])} (base) -> "
+            f"{format_pct(sel['guard_wer'])} (exported)"
+        )
     if sel.get("alpha", 1.0) != 1.0:
         print(f"export:           WiSE-FT mix with the base, alpha {sel['alpha']:g}")
     if sel.get("warning"):
         print(f"WARNING:          {sel['warning']}", file=sys.stderr)
     if outcome.best_dir is not None:
         print(f"best model:       {outcome.best_dir}")
-    print(f"wall time:        {outcome.wall_s:.1f} s")
+    print(f"wall time:        {format_duration(outcome.wall_s)}")
+    print(f"log:              {session.log_path}")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from whisper_tune.train.explain import config_keys, explain_text
+
+    if args.json:
+        print(json.dumps([asdict(k) for k in config_keys()], indent=2))
+    else:
+        print(explain_text(), end="")
     return 0
 
 
@@ -113,7 +141,7 @@ def _cmd_best(args: argparse.Namespace) -> int:
         )
         metrics = json.loads((done.local / run.METRICS_FILE).read_text())
         print(f"best checkpoint:  {done.checkpoint}")
-        print(f"eval WER:         {metrics.get('eval_wer')}")
+        print(f"eval WER:         {format_pct(metrics.get('eval_wer'))}")
         print(f"model:            {done.local}")
         print(f"pushed to:        {done.remote}")
         if args.ct2:
@@ -122,7 +150,7 @@ def _cmd_best(args: argparse.Namespace) -> int:
     best = export_best(run.path, checkpoint=args.checkpoint, ct2=args.ct2, quantization=args.quantization)
     metrics = json.loads((best / run.METRICS_FILE).read_text())
     print(f"best checkpoint:  {metrics.get('source_checkpoint')}")
-    print(f"eval WER:         {metrics.get('eval_wer')}")
+    print(f"eval WER:         {format_pct(metrics.get('eval_wer'))}")
     print(f"model:            {best}")
     if args.ct2:
         print(f"ctranslate2:      {best / 'ct2'}")
@@ -136,6 +164,7 @@ def register(subparsers: Any) -> None:
         help="fine-tune Whisper with Ray Train (+ DeepSpeed) from a YAML config",
         description="Fine-tune Whisper. Overrides are dotted keys: train.learning_rate=1e-5 scaling.num_workers=2. "
         "An existing run name resumes that run.",
+        epilog="Every config key with its type, default and meaning: whisper-tune config --explain",
     )
     p.add_argument("--config", "-c", help="YAML job config (see configs/)")
     p.add_argument(
@@ -144,7 +173,20 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-ray", action="store_true", help="run the train function in this process (debugging)")
     p.add_argument("--new-run", action="store_true", help="if the run name exists, start a suffixed new run")
     p.add_argument("--name", help="run name (same as run.name=...)")
+    p.add_argument(
+        "--verbose",
+        dest="loud",
+        action="store_true",
+        help="show Ray / Ray Train / transformers output on the terminal too (it always goes to RUN/train.log)",
+    )
     p.set_defaults(func=_cmd_train, accepts_extra=True)
+
+    p = subparsers.add_parser(
+        "config", help="explain the training config: every key with its type, default and meaning"
+    )
+    p.add_argument("--explain", action="store_true", help="list every key (the default action)")
+    p.add_argument("--json", action="store_true", help="the same list as JSON (key, type, default, help)")
+    p.set_defaults(func=_cmd_config)
 
     p = subparsers.add_parser("runs", help="list training runs (name, status, best eval WER, steps, where)")
     p.add_argument(

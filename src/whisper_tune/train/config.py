@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from whisper_tune.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from whisper_tune.train.guard_select import DEFAULT_ALPHAS
+from whisper_tune.train.sections import EvalSection, ReportSection
 
 __all__ = [
     "DEEPSPEED_PRESETS",
@@ -26,6 +27,7 @@ __all__ = [
     "JobConfig",
     "LoraSection",
     "ModelSection",
+    "ReportSection",
     "RunSection",
     "ScalingSection",
     "TrainSection",
@@ -42,8 +44,8 @@ FROZEN_ENCODER_STRATEGIES = ("decoder", "cross_attention")
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 
 
-def _positive(key: str, value: float | int | None, *, allow_zero: bool = False) -> None:
-    if value is None:
+def _positive(key: str, value: float | int | str | None, *, allow_zero: bool = False) -> None:
+    if value is None or isinstance(value, str):  # "auto": the GPU plan decides (train/plan.py)
         return
     if value < 0 or (value == 0 and not allow_zero):
         raise ConfigError(f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
@@ -90,6 +92,9 @@ class DataSection:
     max_guard_samples: int | None = None
     timestamp_share: float = 0.0  # share of training clips with timestamped labels (data/timestamps.py)
     pack_share: float = 0.0  # share of training clips packed into full 30 s windows (data/packing.py)
+    channels: Literal["mix", "split"] = "mix"  # long recordings: a stream per channel, or down-mixed
+    window_timestamp_share: float = 0.5  # long-recording windows keeping timestamp tokens (data/windows.py)
+    window_prev_share: float = 0.2  # long-recording windows prompted with the previous window's text
 
     def __post_init__(self) -> None:
         if not self.train:
@@ -104,8 +109,8 @@ class DataSection:
         _positive("data.max_eval_samples", self.max_eval_samples)
         _positive("data.num_workers", self.num_workers)
         _positive("data.max_guard_samples", self.max_guard_samples)
-        _fraction("data.timestamp_share", self.timestamp_share)
-        _fraction("data.pack_share", self.pack_share)
+        for key in ("timestamp_share", "pack_share", "window_timestamp_share", "window_prev_share"):
+            _fraction(f"data.{key}", getattr(self, key))
         if not str(self.guard).strip():
             raise ConfigError(
                 "data.guard: empty; use 'builtin', a general-speech manifest, or 'none' to run without a guard"
@@ -141,13 +146,13 @@ class TrainSection:
     lr_scheduler: Literal["linear", "constant", "constant_with_warmup", "cosine"] = "linear"
     num_epochs: float = 1.0
     max_steps: int = -1  # > 0 overrides num_epochs
-    per_device_batch_size: int = 8
+    per_device_batch_size: int | Literal["auto"] = 8  # auto: sized to GPU memory (train/plan.py)
     eval_batch_size: int | None = None
     gradient_accumulation_steps: int = 1
     max_grad_norm: float = 1.0
     gradient_checkpointing: bool = False
     precision: Precision = "auto"
-    deepspeed: str = "none"  # a preset name (DEEPSPEED_PRESETS) or a path to a DeepSpeed JSON
+    deepspeed: str = "none"  # a preset (DEEPSPEED_PRESETS), a DeepSpeed JSON path, or auto (plan.py)
     spec_augment: bool = False
     mask_time_prob: float = 0.05
     mask_feature_prob: float = 0.0
@@ -159,13 +164,13 @@ class TrainSection:
     eval_on_start: bool = False
     kl_to_base: float = 0.0  # weight of KL(base || tuned) on label tokens (train/distill.py); 0 = off
     seed: int = 42
-    generation_max_length: int = 225
+    generation_max_length: int | Literal["auto"] = 225  # auto: from the longest label (plan.py)
     generation_num_beams: int = 1
     torch_threads: int | None = None  # CPU workers; default: cores / workers on the node
     dataloader_num_workers: int = 0
     # GPU fast path / short-audio path (whisper_tune.train.fastpath; docs/performance.md).
     encoder_frames: int | None = None  # null: Whisper's 3000 mel frames (30 s); else a shorter context
-    short_audio: bool = False  # choose encoder_frames from the data's longest clip (+ margin)
+    short_audio: bool | Literal["auto"] = False  # context from the longest clip (+ margin); auto: if it pays
     encoder_margin_frames: int = 64  # trailing frames kept after the longest clip (>= 32)
     group_by_length: bool = False  # batches of similar audio length (LengthBucketSampler)
     compile: bool | Literal["auto", "model", "encoder", "none"] = (
@@ -198,7 +203,7 @@ class TrainSection:
                 f"train.save_steps: {self.save_steps} must be a multiple of train.eval_steps "
                 f"({self.eval_steps}); otherwise the eval_wer reported with a checkpoint is stale"
             )
-        if self.deepspeed not in DEEPSPEED_PRESETS and not self.deepspeed.endswith(".json"):
+        if self.deepspeed not in (*DEEPSPEED_PRESETS, "auto") and not self.deepspeed.endswith(".json"):
             raise ConfigError(
                 f"train.deepspeed: {self.deepspeed!r} is neither a preset {list(DEEPSPEED_PRESETS)} "
                 "nor a path to a .json file"
@@ -225,7 +230,7 @@ class TrainSection:
             )
         n = self.encoder_frames
         if n is not None:
-            if self.short_audio:
+            if self.short_audio is True:
                 raise ConfigError(
                     "train.encoder_frames: set together with train.short_audio (which chooses it from "
                     "the data); set only one"
@@ -248,7 +253,7 @@ class TrainSection:
 
     def shortens_context(self) -> bool:
         """Whether the encoder context may be shorter than Whisper's 3000 frames."""
-        return self.short_audio or (self.encoder_frames is not None and self.encoder_frames < 3000)
+        return self.short_audio is True or (self.encoder_frames is not None and self.encoder_frames < 3000)
 
     def max_clip_seconds(self) -> float:
         """Longest clip accepted into the data (longer: a counted ``too_long`` skip)."""
@@ -261,7 +266,7 @@ class TrainSection:
 
     def deepspeed_stage(self) -> int:
         """ZeRO stage of the chosen preset/file (0 for none)."""
-        if self.deepspeed == "none":
+        if self.deepspeed in ("none", "auto"):  # auto: the plan never picks ZeRO-3 where it cannot run
             return 0
         if self.deepspeed in DEEPSPEED_PRESETS:
             return int(self.deepspeed[4])
@@ -274,7 +279,7 @@ class TrainSection:
     def deepspeed_offloads(self) -> bool:
         if self.deepspeed in DEEPSPEED_PRESETS:
             return self.deepspeed.endswith("_offload")
-        if self.deepspeed == "none":
+        if self.deepspeed in ("none", "auto"):
             return False
         data = json.loads(Path(self.deepspeed).read_text(encoding="utf-8"))
         zero = data.get("zero_optimization", {})
@@ -341,13 +346,6 @@ class RunSection:
             raise ConfigError("run.storage_path: must not be empty")
 
 
-@dataclass
-class EvalSection:
-    """How eval WER (the checkpoint score) is computed during training."""
-
-    normalizer: Literal["whisper_en", "basic", "none"] = "whisper_en"
-
-
 @dataclass(kw_only=True)
 class JobConfig:
     """One fine-tuning job: ``whisper-tune train --config X.yaml [section.key=value ...]``."""
@@ -358,6 +356,7 @@ class JobConfig:
     scaling: ScalingSection = field(default_factory=ScalingSection)
     run: RunSection = field(default_factory=RunSection)
     eval: EvalSection = field(default_factory=EvalSection)
+    report: ReportSection = field(default_factory=ReportSection)
 
     def __post_init__(self) -> None:
         t = self.train
@@ -377,7 +376,7 @@ class JobConfig:
                     "data.pack_share: packed windows are for a trainable encoder; "
                     "train.cache_encoder_outputs caches per clip -- turn one off"
                 )
-            if t.short_audio or (t.encoder_frames is not None and t.encoder_frames < 3000):
+            if t.short_audio is True or (t.encoder_frames is not None and t.encoder_frames < 3000):
                 raise ConfigError(
                     "data.pack_share: packed windows fill the full 30 s context; "
                     "drop train.short_audio / train.encoder_frames"

@@ -384,4 +384,9 @@ def training_args_overrides(plan: FastPathPlan) -> dict[str, Any]:
         "dataloader_prefetch_factor": 4 if workers > 0 else None,
         "dataloader_drop_last": plan.compile_scope != "none",
         "torch_compile": False,
+        # No host-device sync per step, so the CPU queues step n+1 (batch fetch included) while
+        # the GPU runs step n: the Trainer's NaN/inf loss filter reads the loss every step, and
+        # a blocking host-to-device copy waits for the queued work.
+        "logging_nan_inf_filter": plan.device != "cuda",
+        **({"accelerator_config": {"non_blocking": True}} if plan.device == "cuda" else {}),
     }

@@ -28,6 +28,7 @@ from whisper_tune.inference import BackendOptions, FeatureBank, HFBackend, trans
 from whisper_tune.models import load_model
 from whisper_tune.models.interpolate import interpolate_weights
 from whisper_tune.runs import RunDir
+from whisper_tune.runs.model_card import write_model_card
 from whisper_tune.scoring import error_rates
 from whisper_tune.train.config import JobConfig
 from whisper_tune.train.guard import guard_enabled, resolve_guard_manifest
@@ -144,6 +145,7 @@ def _record(best_dir: Path, sel: Selection) -> None:
     data["selection"] = sel.to_dict()
     data["interpolation_alpha"] = sel.alpha
     path.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    write_model_card(best_dir, best_dir.parent)  # the card states the guard verdict and the alpha
 
 
 def _num(value: Any) -> float | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from whisper_tune.data.longform import LongFormOptions
 from whisper_tune.data.packing import PackedDataset
 from whisper_tune.errors import DataError
 from whisper_tune.train import _deps
@@ -25,8 +26,13 @@ __all__ = ["context_frames", "item_ids", "item_lengths", "limit", "load_data", "
 log = logging.getLogger(__name__)
 
 
-def load_data(job: JobConfig, processor: Any, feature_cache: str | None) -> tuple[Any, Any]:
-    """PreparedData for the train and eval manifests (raises DataError with the report)."""
+def load_data(
+    job: JobConfig, processor: Any, feature_cache: str | None, num_workers: int | None = None
+) -> tuple[Any, Any]:
+    """PreparedData for the train and eval manifests (raises DataError with the report).
+
+    ``num_workers``: scan processes (default ``data.num_workers``); a training worker passes 1,
+    since the launcher filled the feature cache and a spawned pool costs more than cache reads."""
     d = job.data
     load_kwargs: dict[str, Any] = {}
     if d.text_column:
@@ -35,8 +41,16 @@ def load_data(job: JobConfig, processor: Any, feature_cache: str | None) -> tupl
         load_kwargs["audio_column"] = d.audio_column
     if d.root:
         load_kwargs["root"] = d.root
+    prev_share = d.window_prev_share
+    if prev_share > 0 and job.train.cache_encoder_outputs:  # its collator has no prompt masking
+        log.warning(
+            "data.window_prev_share=%g ignored: train.cache_encoder_outputs trains without prompts",
+            prev_share,
+        )
+        prev_share = 0.0
     out = []
-    for path in (d.train, d.eval):
+    # the flag, not the path: data.eval may name the same manifest (eval: plain labels, no prompt)
+    for path, train in ((d.train, True), (d.eval, False)):
         out.append(
             _deps.prepare_dataset(
                 path,
@@ -45,10 +59,16 @@ def load_data(job: JobConfig, processor: Any, feature_cache: str | None) -> tupl
                 long_audio=d.long_audio,
                 max_duration_s=job.train.max_clip_seconds(),
                 feature_cache=feature_cache,
-                num_workers=d.num_workers,
+                num_workers=num_workers or d.num_workers,
                 load_kwargs=load_kwargs or None,
                 # timestamped labels only for training; eval stays <|notimestamps|> like the guard
-                timestamp_share=d.timestamp_share if path == d.train else 0.0,
+                timestamp_share=d.timestamp_share if train else 0.0,
+                long_form=LongFormOptions(
+                    channels=d.channels,
+                    timestamp_share=d.window_timestamp_share if train else 0.0,
+                    prev_share=prev_share if train else 0.0,
+                    max_window_s=job.train.max_clip_seconds(),
+                ),
             )
         )
     return out[0], out[1]

@@ -23,18 +23,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from whisper_tune import storage
+from whisper_tune import console, storage
 from whisper_tune.config import dump_yaml, load_yaml, to_dict
 from whisper_tune.localray import LocalRayOptions, start_local_ray
 from whisper_tune.models import export_ct2
 from whisper_tune.runs import SELECT_SCORE, Checkpoint, RunDir, best_of, export_best, pull_run, push_run
 from whisper_tune.train.config import JobConfig, check_placement
 from whisper_tune.train.finalize import finalize_export
+from whisper_tune.train.progress import follow_progress
 
 __all__ = ["TrainOutcome", "launch", "prepare_run_dir"]
 
 log = logging.getLogger(__name__)
 
+_ALPHA_SCORED = "alpha %.2f: eval WER %.2f %%, guard WER %.2f %% (limit %.2f %%)%s"  # guard_select's line
 _FORWARDED_ENV = (
     "HF_HUB_OFFLINE",
     "TRANSFORMERS_OFFLINE",
@@ -185,7 +187,11 @@ def launch(
             cfg.scaling.num_workers = 1
         use_gpu = check_placement(cfg, resources)
     run_dir, resumed = prepare_run_dir(cfg, default_name=default_name)
+    if (session := console.current_session()) is not None:
+        session.run_dir_known(run_dir)  # `whisper-tune train`: its log lives in the run dir
     run = RunDir(run_dir)
+    shown = console.stage("training", unit="steps")
+    shown.update(0, note="preparing data and Ray")
     run.write_status("preparing", started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     try:
         _prepare_data(cfg, run_dir)
@@ -202,17 +208,19 @@ def launch(
             "use_gpu": use_gpu,
         }
         run.write_status("running", resumed=resumed, use_ray=use_ray)
-        if use_ray:
-            outcome = _fit_ray(cfg, loop_config, run_dir, resumed, use_gpu)
-        else:
-            from whisper_tune.train.train_func import run_worker
+        with follow_progress(run_dir, shown):
+            if use_ray:
+                outcome = _fit_ray(cfg, loop_config, run_dir, resumed, use_gpu)
+            else:
+                from whisper_tune.train.train_func import run_worker
 
-            res = run_worker(loop_config)
-            best = run.best_checkpoint()
-            outcome = TrainOutcome(
-                cfg.run.name, run_dir, resumed, res["global_step"], Path(best.path), best.metrics
-            )
+                res = run_worker(loop_config)
+                best = run.best_checkpoint()
+                outcome = TrainOutcome(
+                    cfg.run.name, run_dir, resumed, res["global_step"], Path(best.path), best.metrics
+                )
     except BaseException as exc:
+        shown.close("failed")
         run.write_status("failed", error=f"{type(exc).__name__}: {exc}")
         _push_remote(cfg, run_dir)
         raise
@@ -221,18 +229,25 @@ def launch(
             import ray
 
             ray.shutdown()
+    shown.close(f"best checkpoint eval WER {console.format_pct(outcome.best_eval_wer)}")
     selection = None
     if cfg.run.export_best and outcome.best_checkpoint is not None:
+        shown = console.stage("export (guard check, WiSE-FT mix, CTranslate2)", unit="mixes")
         outcome.best_dir = export_best(
             run_dir, checkpoint=outcome.best_checkpoint, ct2=False, base_model=cfg.model.name
         )
-        # the guard bound, and the WiSE-FT mix when no checkpoint met it (before the CT2 copy)
-        selection = finalize_export(cfg, run_dir, outcome.best_dir, outcome.metrics)
+        # the guard bound, and the WiSE-FT mix when no checkpoint met it (before the CT2 copy);
+        # the bar counts the mixing ratios scored (guard_select logs one line per ratio)
+        with console.progress_from_log(
+            shown, "whisper_tune.train.guard_select", _ALPHA_SCORED, total=len(cfg.run.interpolation_alphas)
+        ):
+            selection = finalize_export(cfg, run_dir, outcome.best_dir, outcome.metrics)
         outcome.selection = selection.to_dict()
         if cfg.run.ct2:
             export_ct2(
                 str(outcome.best_dir), str(outcome.best_dir / "ct2"), quantization=cfg.run.ct2_quantization
             )
+        shown.close(f"eval WER {console.format_pct(selection.eval_wer)}, alpha {selection.alpha:g}")
     outcome.wall_s = time.perf_counter() - t0
     run.write_status(
         "finished",

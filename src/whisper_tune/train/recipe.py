@@ -1,20 +1,18 @@
 """One worker's fine-tuning run as a recipe of named steps, each a plain function.
 
-Why: a training run is many decisions (threads, model, data, encoder context, encoder
-cache, the fast-path plan, the Trainer's arguments, callbacks, resume). Written as one
-function they cannot be tested or reused apart, and the CPU and GPU runs drift into two
-branches. Here every step takes and returns a small typed state, :func:`run` calls them in
-order, and one plan (:func:`whisper_tune.train.fastpath.plan_fast_path`) decides for CPU and
-GPU alike::
+Why: a training run is many decisions (threads, model, data, context, encoder cache, the
+plan, the Trainer's arguments, callbacks, resume); written as one function they cannot be
+tested or reused apart, and CPU and GPU runs drift apart. Every step takes and returns a small
+typed state, :func:`run` calls them in order, one plan decides for CPU and GPU alike::
 
     setup_worker -> build_model -> load_datasets -> plan -> apply_plan
       -> trainer_arguments -> callbacks -> build_trainer -> resume -> fit
 
 Checkpoint rules: evaluation always precedes a save (``save_steps`` is a multiple of
-``eval_steps``, validated in the config) and the last step is always evaluated and saved,
-so every checkpoint carries the ``eval_wer`` of its own weights. Ray Train V2 does not
-resume by itself: without passing the checkpoint to ``trainer.train(resume_from_checkpoint=
-...)`` a restored run silently starts at step 0, hence the explicit :func:`resume` step.
+``eval_steps``, validated in the config) and the last step is always evaluated and saved, so
+every checkpoint carries the ``eval_wer`` of its own weights. Ray Train V2 does not resume by
+itself: a checkpoint not passed to ``trainer.train(resume_from_checkpoint=...)`` means a
+silent restart at step 0, hence the explicit :func:`resume` step.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ import logging
 import math
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,7 @@ from typing import Any
 import torch
 from transformers import Seq2SeqTrainingArguments, TrainerCallback
 
-from whisper_tune.train import _deps, fastpath, inputs, run_files
+from whisper_tune.train import _deps, fastpath, inputs, run_files, tensor_data
 from whisper_tune.train.callbacks import (
     FinalEvalSave,
     LocalCheckpoints,
@@ -49,6 +47,9 @@ from whisper_tune.train.encoder_cache import (
     build_encoder_cache,
     cache_fingerprint,
 )
+from whisper_tune.train.plan import batch_of
+from whisper_tune.train.progress import ProgressFile
+from whisper_tune.train.resolve import record_plan, resolve_job
 from whisper_tune.train.sampler import LengthBucketSampler
 from whisper_tune.train.strategies import apply_strategy
 from whisper_tune.train.trainer import WhisperTrainer, training_arguments
@@ -158,6 +159,8 @@ class TrainPlan:
     fast_path: fastpath.FastPathPlan
     encoder_cache: Path | None  # where cached encoder outputs go (train.cache_encoder_outputs)
     group_by_length: bool
+    in_memory: bool = False  # features as one tensor (train/tensor_data.py)
+    gpu_plan: Any = None  # train/plan.py GpuPlan: every auto resolved, with reasons (plan.json)
 
     def to_dict(self) -> dict[str, Any]:
         """What ``fast_path.json`` records (the Throughput callback adds ``throughput``)."""
@@ -230,7 +233,7 @@ def load_datasets(worker: Worker, model: ModelState) -> Datasets:
     """Train/eval data (feature cache in the run dir unless ``data.feature_cache``), limited."""
     job = worker.job
     feature_cache = job.data.feature_cache or str(worker.cfg.run_dir / run_files.FEATURES_DIR)
-    train_data, eval_data = inputs.load_data(job, model.processor, feature_cache)
+    train_data, eval_data = inputs.load_data(job, model.processor, feature_cache, num_workers=1)
     train = inputs.limit(train_data.dataset, job.data.max_train_samples)
     train = inputs.pack(job, train, model.processor.tokenizer)
     evaluation = inputs.limit(eval_data.dataset, job.data.max_eval_samples)
@@ -246,32 +249,38 @@ def expected_steps(job: JobConfig, n_train: int, world_size: int) -> int:
     t = job.train
     if t.max_steps > 0:
         return t.max_steps
-    per_step = t.per_device_batch_size * t.gradient_accumulation_steps * max(1, world_size)
+    per_step = batch_of(t) * t.gradient_accumulation_steps * max(1, world_size)
     return max(1, math.ceil(t.num_epochs * math.ceil(n_train / per_step)))
 
 
-def plan(worker: Worker, data: Datasets) -> TrainPlan:
-    """Decide (change nothing yet): encoder context, fast path, encoder cache, batching.
-
-    The job's ``eager`` attention is an explicit choice and wins; its default ``sdpa`` lets
-    the plan pick (FlashAttention-2 where the flash-attn package and a CUDA GPU are there).
-    """
+def plan(worker: Worker, data: Datasets, model: ModelState | None = None) -> TrainPlan:
+    """Context, ZeRO, batch, fast path: with the model, ``train/plan.py`` resolves every ``auto``
+    (``worker.cfg.job`` becomes the resolved copy); explicit settings (``eager`` too) win."""
+    gpu_plan, in_memory = None, False
+    if model is not None:
+        i = worker.info
+        found = resolve_job(worker.job, worker.device, i.world_size, i.local_world_size, model.model, data)
+        worker.cfg.job, gpu_plan, in_memory, n_frames = found.job, found.plan, found.in_memory, found.n_frames
+        worker.precision = fastpath.resolve_precision(found.job.train.precision, worker.device)
+    else:
+        n_frames = inputs.context_frames(worker.job, data.train_data, data.eval_data, data.guard_data)
     job, t = worker.job, worker.job.train
-    n_frames = inputs.context_frames(job, data.train_data, data.eval_data, data.guard_data)
     fast = fastpath.plan_fast_path(
         worker.device,
         worker.precision,
         n_frames=n_frames,
-        compile=t.compile,
+        compile=gpu_plan.value("compile") if gpu_plan is not None else t.compile,
         gradient_checkpointing=t.gradient_checkpointing,
         num_workers=t.dataloader_num_workers or None,
         expected_steps=expected_steps(job, len(data.train), worker.info.world_size),
         attn_implementation="eager" if job.model.attn_implementation == "eager" else None,
     )
+    if gpu_plan is not None and "optim" in gpu_plan.choices:
+        fast.optim = gpu_plan.value("optim")
     cache = None
     if t.cache_encoder_outputs:
         cache = Path(t.encoder_cache_dir or worker.cfg.run_dir / run_files.ENCODER_CACHE_DIR)
-    return TrainPlan(n_frames, fast, cache, t.group_by_length)
+    return TrainPlan(n_frames, fast, cache, t.group_by_length, in_memory, gpu_plan)
 
 
 def apply_plan(worker: Worker, model: ModelState, data: Datasets, train_plan: TrainPlan) -> Prepared:
@@ -305,17 +314,24 @@ def apply_plan(worker: Worker, model: ModelState, data: Datasets, train_plan: Tr
                 rank=worker.info.rank,
                 world_size=worker.info.world_size,
                 device=worker.device,
-                batch_size=t.eval_batch_size or t.per_device_batch_size,
+                batch_size=t.eval_batch_size or batch_of(t),
             )
         train = CachedEncoderDataset(train, train_plan.encoder_cache / "train")
         evaluation = CachedEncoderDataset(evaluation, train_plan.encoder_cache / "eval")
         if guard is not None:
             guard = CachedEncoderDataset(guard, train_plan.encoder_cache / "guard")
         collator = CachedEncoderCollator(collator, model.decoder_start_id)
+    elif train_plan.in_memory:  # one tensor per set, batched by indexing (train/tensor_data.py)
+        dtype = torch.float16 if worker.precision in ("bf16", "fp16") else torch.float32
+        train, evaluation = (
+            tensor_data.materialize(d, train_plan.n_frames, dtype) for d in (train, evaluation)
+        )
+        collator = tensor_data.TensorBatches(model.decoder_start_id, collator)
     fastpath.apply_fast_path(m, train_plan.fast_path)
     log.info("fast path: %s", train_plan.fast_path.to_dict())
     if worker.info.rank == 0:
         run_files.write_json(worker.cfg.run_dir, run_files.FAST_PATH_FILE, train_plan.to_dict())
+        record_plan(train_plan.gpu_plan, worker.cfg.run_dir)
     if reference is not None:
         reference.model.to(worker.device)
     return Prepared(m, train, evaluation, collator, data.lengths, guard, reference)
@@ -337,7 +353,7 @@ def callbacks(worker: Worker) -> list[TrainerCallback]:
     """Final save, throughput (rank 0 records it), TensorBoard (rank 0), checkpoints (Ray or local)."""
     job, info, run_dir = worker.job, worker.info, worker.cfg.run_dir
     t = job.train
-    global_batch = t.per_device_batch_size * t.gradient_accumulation_steps * info.world_size
+    global_batch = batch_of(t) * t.gradient_accumulation_steps * info.world_size
     found: list[TrainerCallback] = [
         FinalEvalSave(),
         Throughput(global_batch, run_dir if info.rank == 0 else None),
@@ -346,6 +362,8 @@ def callbacks(worker: Worker) -> list[TrainerCallback]:
         tb = tensorboard_callback(run_dir)
         if tb is not None:
             found.append(tb)
+        if not run_files.is_remote(run_dir):
+            found.append(ProgressFile(run_dir))  # the driver's progress bar reads it
     if worker.cfg.use_ray:
         found.append(ray_report_callback(info.local_rank))
     else:
@@ -379,7 +397,7 @@ def build_trainer(
         trainer.kl_weight = worker.job.train.kl_to_base
     if ready.lengths is not None:
         t = worker.job.train
-        trainer.length_sampler = LengthBucketSampler(ready.lengths, t.per_device_batch_size, seed=t.seed)
+        trainer.length_sampler = LengthBucketSampler(ready.lengths, batch_of(t), seed=t.seed)
     if worker.cfg.use_ray:
         from ray.train.huggingface.transformers import prepare_trainer
 
@@ -387,24 +405,9 @@ def build_trainer(
     return trainer
 
 
-@contextlib.contextmanager
-def resume(worker: Worker) -> Iterator[str | None]:
-    """The HF checkpoint to resume from while the block runs, or None for a fresh start.
-
-    Under Ray: the checkpoint Ray restored (``ray.train.get_checkpoint()``, kept on disk
-    until the block ends); without Ray: the run dir's latest complete checkpoint.
-    """
-    if not worker.cfg.use_ray:
-        yield run_files.resume_point(worker.cfg.run_dir)
-        return
-    import ray.train
-
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is None:
-        yield None
-        return
-    with checkpoint.as_directory() as ckpt_dir:
-        yield str(Path(ckpt_dir) / run_files.HF_CHECKPOINT)
+def resume(worker: Worker) -> contextlib.AbstractContextManager[str | None]:
+    """The HF checkpoint to resume from while the block runs, or None (``run_files.resume_checkpoint``)."""
+    return run_files.resume_checkpoint(worker.cfg.use_ray, worker.cfg.run_dir)
 
 
 def fit(worker: Worker, trainer: WhisperTrainer, resume_from: str | None) -> dict[str, Any]:
@@ -419,13 +422,16 @@ def fit(worker: Worker, trainer: WhisperTrainer, resume_from: str | None) -> dic
 
 
 def run(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Every step in order; returns ``{"global_step", "world_size"}``."""
-    worker = setup_worker(WorkerConfig.from_mapping(config))
-    model = build_model(worker)
-    data = load_datasets(worker, model)
-    train_plan = plan(worker, data)
-    ready = apply_plan(worker, model, data, train_plan)
+    """Every step in order (rank 0 records their seconds); returns ``{"global_step", "world_size"}``."""
+    c = run_files.StepClock()
+    worker = c.done("setup", setup_worker(WorkerConfig.from_mapping(config)))
+    model = c.done("model", build_model(worker))
+    data = c.done("data", load_datasets(worker, model))
+    train_plan = c.done("plan", plan(worker, data, model))
+    ready = c.done("apply_plan", apply_plan(worker, model, data, train_plan))
     args = trainer_arguments(worker, train_plan)
-    trainer = build_trainer(worker, model, ready, args, callbacks(worker))
+    trainer = c.done("trainer", build_trainer(worker, model, ready, args, callbacks(worker)))
+    if worker.info.rank == 0:
+        run_files.update_json(worker.cfg.run_dir, run_files.FAST_PATH_FILE, setup_s=c.marks)
     with resume(worker) as resume_from:
         return fit(worker, trainer, resume_from)

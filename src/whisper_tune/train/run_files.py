@@ -13,14 +13,20 @@ checkpoints, the launcher pushes the rest).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from whisper_tune.runs import Checkpoint, RunDir
 
 __all__ = [
+    "resume_checkpoint",
     "CHECKPOINT_PREFIX",
+    "PLAN_FILE",
+    "StepClock",
     "ENCODER_CACHE_DIR",
     "FAST_PATH_FILE",
     "FEATURES_DIR",
@@ -103,3 +109,41 @@ def update_json(run_dir: Path, name: str, **fields: Any) -> bool:
     if is_remote(run_dir):
         return False
     return write_json(run_dir, name, {**read_json(run_dir, name), **fields})
+
+
+PLAN_FILE = "plan.json"  # the GPU plan's choices and reasons (train/plan.py)
+
+
+class StepClock:
+    """Seconds per recipe step (model, data, plan...), recorded in ``fast_path.json`` as ``setup_s``:
+    what a run spends before its first training step."""
+
+    def __init__(self) -> None:
+        self.marks: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def done(self, name: str, value: Any) -> Any:
+        now = time.perf_counter()
+        self.marks[name] = round(now - self._t, 2)
+        self._t = now
+        return value
+
+
+@contextlib.contextmanager
+def resume_checkpoint(use_ray: bool, run_dir: Path) -> Iterator[str | None]:
+    """The HF checkpoint to resume from while the block runs, or None for a fresh start.
+
+    Under Ray: the checkpoint Ray restored (``ray.train.get_checkpoint()``, kept on disk
+    until the block ends); without Ray: the run dir's latest complete checkpoint.
+    """
+    if not use_ray:
+        yield resume_point(run_dir)
+        return
+    import ray.train
+
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        yield None
+        return
+    with checkpoint.as_directory() as ckpt_dir:
+        yield str(Path(ckpt_dir) / HF_CHECKPOINT)

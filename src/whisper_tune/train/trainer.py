@@ -9,14 +9,17 @@ benchmark can use it on a machine that has nothing else.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import torch
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
 from transformers.modeling_outputs import BaseModelOutput
 
 from whisper_tune.train.config import JobConfig
 from whisper_tune.train.fastpath import FastPathPlan, training_args_overrides, uncompiled
 from whisper_tune.train.guard import GUARD_PREFIX, guard_enabled, guard_fields
+from whisper_tune.train.plan import batch_of, generation_length_of
 
 __all__ = ["WhisperTrainer", "training_arguments"]
 
@@ -45,9 +48,12 @@ class WhisperTrainer(Seq2SeqTrainer):
         return (loss, outputs) if return_outputs else loss
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval", **gen_kwargs):  # type: ignore[no-untyped-def,override]
+        self.generate_s = 0.0
         metrics = super().evaluate(
             eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix, **gen_kwargs
         )
+        # the share of eval_runtime spent generating (the rest: data, decoding, WER)
+        metrics[f"{metric_key_prefix}_generate_runtime"] = round(self.generate_s, 3)
         if eval_dataset is not None or metric_key_prefix != "eval":
             return metrics
         if self.guard_dataset is not None:
@@ -76,10 +82,15 @@ class WhisperTrainer(Seq2SeqTrainer):
             inputs = {**inputs, "encoder_outputs": BaseModelOutput(last_hidden_state=enc[0])}
         # generate() calls the model once per token with a growing cache: a training-compiled
         # graph would recompile for each length. Run it eagerly (the graphs are kept).
+        t0 = time.perf_counter()
         with uncompiled(self.model):
-            return super().prediction_step(
+            out = super().prediction_step(
                 model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs
             )
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()  # once per eval batch, so generate_s is the device's time too
+        self.generate_s = getattr(self, "generate_s", 0.0) + time.perf_counter() - t0
+        return out
 
 
 def training_arguments(
@@ -96,13 +107,13 @@ def training_arguments(
     Evaluation and saving are by steps (``save_steps`` is a multiple of ``eval_steps``, checked
     in the config), so every checkpoint carries the ``eval_wer`` of its own weights; the HF
     Trainer keeps one checkpoint of its own (the run's checkpoints are copied out by the
-    callbacks). Only rank 0 shows a progress bar.
+    callbacks). No worker shows a progress bar of its own (the driver shows one).
     """
     t = job.train
     return Seq2SeqTrainingArguments(
         output_dir=output_dir,
-        per_device_train_batch_size=t.per_device_batch_size,
-        per_device_eval_batch_size=t.eval_batch_size or t.per_device_batch_size,
+        per_device_train_batch_size=batch_of(t),
+        per_device_eval_batch_size=t.eval_batch_size or batch_of(t),
         gradient_accumulation_steps=t.gradient_accumulation_steps,
         learning_rate=t.learning_rate,
         weight_decay=t.weight_decay,
@@ -123,7 +134,7 @@ def training_arguments(
         logging_strategy="steps",
         logging_steps=t.logging_steps,
         predict_with_generate=True,
-        generation_max_length=t.generation_max_length,
+        generation_max_length=generation_length_of(t),
         generation_num_beams=t.generation_num_beams,
         remove_unused_columns=False,
         label_names=["labels"],
@@ -131,6 +142,6 @@ def training_arguments(
         seed=t.seed,
         ddp_find_unused_parameters=False,
         log_level="warning",
-        disable_tqdm=rank != 0,
+        disable_tqdm=True,  # the driver shows one bar, fed by rank 0's progress.json (train/progress.py)
         **training_args_overrides(plan),
     )

@@ -54,7 +54,7 @@ def test_models_health_page(serve_env: ServeEnv) -> None:
     from openai import OpenAI
 
     client = OpenAI(base_url=serve_env.url("ct2", "/v1"), api_key="x", max_retries=0)
-    assert [m.id for m in client.models.list()] == ["tiny.en"]
+    assert [m.id for m in client.models.list()] == ["tiny.en", "whisper-1"]  # the served id, then its alias
     h = httpx.get(serve_env.url("ct2", "/healthz"), timeout=30).json()
     assert h == {"status": "ok", "model": "tiny.en", "backend": "ct2", "device": "cpu", "precision": "int8"}
     stats = httpx.get(serve_env.url("ct2", "/healthz?stats=1"), timeout=30).json()["stats"]

@@ -66,9 +66,12 @@ def test_batched_equals_one_by_one_in_input_order(proc):
 
 
 def _decoding_kwargs(model: FakeWhisper) -> list[dict]:
-    """generate() kwargs without ``return_timestamps``, which the backend always passes (False here)."""
+    """generate() kwargs without ``return_timestamps`` (False here) and ``return_dict_in_generate``
+    (True), which the backend always passes."""
     assert all(k.get("return_timestamps") is False for k in model.kwargs)
-    return [{k: v for k, v in kw.items() if k != "return_timestamps"} for kw in model.kwargs]
+    assert all(k.get("return_dict_in_generate") is True for k in model.kwargs)
+    always = ("return_timestamps", "return_dict_in_generate")
+    return [{k: v for k, v in kw.items() if k not in always} for kw in model.kwargs]
 
 
 def test_generation_kwargs_and_language(proc):

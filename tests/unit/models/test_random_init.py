@@ -38,3 +38,12 @@ def test_generation_config_flagged_from_model_config_would_lose_whisper_fields(t
     data["_from_model_config"] = True
     (out / "generation_config.json").write_text(json.dumps(data))
     assert getattr(GenerationConfig.from_pretrained(out), "no_timestamps_token_id", None) is None
+
+
+def test_large_shapes_have_openais_mel_bins_and_depths() -> None:
+    from whisper_tune.models.random_init import SHAPES, decoder_layers
+
+    assert SHAPES["large-v3"][4] == 128 and SHAPES["large-v3-turbo"][4] == 128
+    assert (SHAPES["large-v3"][1], decoder_layers("large-v3")) == (32, 32)
+    assert (SHAPES["large-v3-turbo"][1], decoder_layers("large-v3-turbo")) == (32, 4)
+    assert decoder_layers("small") == SHAPES["small"][1] == 12

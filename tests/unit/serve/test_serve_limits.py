@@ -153,8 +153,19 @@ def test_fields_and_temperature() -> None:
         assert isinstance(parse_fields(form(temperature=good)), Fields), good
     out = parse_fields(form(response_format="xml"))
     assert not isinstance(out, Fields) and out.status_code == 400
+    # word timestamps are served now (issue 15); an unknown granularity is still refused
     out = parse_fields(FormData([("timestamp_granularities[]", "word"), ("response_format", "verbose_json")]))
-    assert not isinstance(out, Fields) and "word not supported" in message(out)
+    assert isinstance(out, Fields) and out.words and not out.segments
+    both = [("timestamp_granularities[]", "word"), ("timestamp_granularities[]", "segment")]
+    out = parse_fields(FormData([*both, ("response_format", "verbose_json")]))
+    assert isinstance(out, Fields) and out.words and out.segments
+    out = parse_fields(FormData([("timestamp_granularities[]", "char"), ("response_format", "verbose_json")]))
+    assert not isinstance(out, Fields) and "char not supported" in message(out)
+    out = parse_fields(FormData([("timestamp_granularities[]", "word"), ("response_format", "json")]))
+    assert not isinstance(out, Fields) and "needs response_format=verbose_json" in message(out)
+    assert parse_fields(form(model=" whisper-1 ", hotwords="Zelle APR")) == Fields(
+        "json", None, None, 0.0, model="whisper-1", hotwords="Zelle APR"
+    )
 
 
 def test_framework_errors_have_openai_shape() -> None:

@@ -231,16 +231,18 @@ def test_trainer_arguments_follow_job_and_plan(
     assert args.optim == "adamw_torch" and not args.bf16 and not args.fp16
     assert getattr(args, checkpointing_arg_name()) is True
     assert args.dataloader_num_workers == 1 and args.predict_with_generate
-    assert args.deepspeed is None and not args.disable_tqdm
+    assert args.deepspeed is None and args.disable_tqdm  # the driver shows the one bar (train/progress.py)
 
 
 def test_callbacks_by_rank(tmp_path: Path, tiny_model_dir: Path, corpus: dict[str, Path]) -> None:
     from transformers.integrations import TensorBoardCallback
 
+    from whisper_tune.train.progress import ProgressFile
+
     config = _config(tiny_model_dir, corpus, tmp_path / "run")
     worker = _worker(config)
     kinds = [type(c) for c in recipe.callbacks(worker)]
-    assert kinds == [FinalEvalSave, Throughput, TensorBoardCallback, LocalCheckpoints]
+    assert kinds == [FinalEvalSave, Throughput, TensorBoardCallback, ProgressFile, LocalCheckpoints]
     other = recipe.setup_worker(
         recipe.WorkerConfig.from_mapping(config), recipe.WorkerInfo(rank=1, local_rank=1, world_size=2)
     )

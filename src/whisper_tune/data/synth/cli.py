@@ -16,7 +16,7 @@ from typing import Any
 
 from whisper_tune.errors import UserError
 
-__all__ = ["add_synth_parser", "run_synth", "main"]
+__all__ = ["add_synth_parser", "run_calls", "run_synth", "main"]
 
 
 def _share(value: str) -> float:
@@ -39,6 +39,18 @@ def _snr_range(value: str) -> tuple[float, float]:
         nums = nums * 2
     if len(nums) != 2 or nums[0] > nums[1]:
         raise argparse.ArgumentTypeError(f"expected LOW,HIGH with LOW <= HIGH, got {value!r}")
+    return nums[0], nums[1]
+
+
+def _minutes_range(value: str) -> tuple[float, float]:
+    try:
+        nums = [float(p) for p in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH in minutes (e.g. 1,5), got {value!r}") from None
+    if len(nums) == 1:
+        nums = nums * 2
+    if len(nums) != 2 or not 0 < nums[0] <= nums[1]:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH with 0 < LOW <= HIGH, got {value!r}")
     return nums[0], nums[1]
 
 
@@ -82,15 +94,65 @@ def add_synth_parser(data_subparsers: Any) -> argparse.ArgumentParser:
         default=0.0,
         help="share of each intent's sentence templates used only in validation/test (0 = off; e.g. 0.2)",
     )
+    p.add_argument(
+        "--calls",
+        type=_positive_int,
+        default=None,
+        help="instead of clips, make N two-channel calls (agent left, customer right) with SRTs, "
+        "segments.jsonl and longform.jsonl",
+    )
+    p.add_argument(
+        "--call-minutes", type=_minutes_range, default=(1.0, 5.0), help="call length range LOW,HIGH (1,5)"
+    )
+    p.add_argument(
+        "--call-sample-rate", type=int, choices=(8000, 16000), default=8000, help="calls' sample rate (8000)"
+    )
+    p.add_argument("--call-format", choices=("wav", "flac"), default="wav", help="calls' audio format (wav)")
     p.add_argument("--overwrite", action="store_true", help="replace a previous corpus in --out")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_synth)
     return p
 
 
+def run_calls(args: argparse.Namespace) -> int:
+    from whisper_tune.data.synth.calls import CallsConfig, synthesize_calls
+
+    cfg = CallsConfig(
+        out=args.out,
+        calls=args.calls,
+        seed=args.seed,
+        minutes=tuple(args.call_minutes),
+        sample_rate=args.call_sample_rate,
+        audio_format=args.call_format,
+        workers=args.workers,
+        overwrite=args.overwrite,
+    )
+    info = synthesize_calls(cfg)
+    summary = {
+        "out": str(info.out_dir),
+        "calls": len(info.calls),
+        "minutes": round(info.hours * 60, 2),
+        "failed": info.failed,
+        "segments": str(info.segments),
+        "longform": str(info.longform),
+        "wall_s": round(info.wall_s, 1),
+    }
+    if getattr(args, "json", False):
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"wrote {summary['calls']} call(s), {summary['minutes']} min, to {info.out_dir} in "
+            f"{info.wall_s:.1f} s (failed {len(info.failed)}); segments: {info.segments}; "
+            f"long-form manifest: {info.longform}"
+        )
+    return 0
+
+
 def run_synth(args: argparse.Namespace) -> int:
     from whisper_tune.data.synth import SynthConfig, synthesize_corpus
 
+    if getattr(args, "calls", None):
+        return run_calls(args)
     cfg = SynthConfig(
         out=args.out,
         n=args.n,

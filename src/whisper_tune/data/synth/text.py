@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -53,6 +53,7 @@ __all__ = [
     "domain_terms",
     "template_keys",
     "held_out_templates",
+    "fill_template",
 ]
 
 INTENTS: tuple[str, ...] = (
@@ -99,8 +100,10 @@ def _expand_alternatives(template: str, rng: random.Random) -> str:
     return _ALT_RE.sub(lambda m: rng.choice(m.group(1).split("|")), template)
 
 
-def _fill(template: str, rng: random.Random) -> tuple[str, str, tuple[Slot, ...]]:
-    """Fill alternatives and slots; returns (written, spoken, slots)."""
+def _fill(
+    template: str, rng: random.Random, extra: Mapping[str, Callable[[random.Random], Slot]] | None = None
+) -> tuple[str, str, tuple[Slot, ...]]:
+    """Fill alternatives and slots; returns (written, spoken, slots). ``extra``: more fillers."""
     body = _expand_alternatives(template, rng)
     slots: list[Slot] = []
     written_parts: list[str] = []
@@ -115,6 +118,8 @@ def _fill(template: str, rng: random.Random) -> tuple[str, str, tuple[Slot, ...]
             slot = Slot(name, w, s, w)
         elif name in FILLERS:
             slot = FILLERS[name](rng)
+        elif extra is not None and name in extra:
+            slot = extra[name](rng)
         else:  # a template typo must fail loudly in tests, not produce "{foo}" audio
             raise KeyError(f"unknown slot {{{name}}} in template {template!r}")
         slots.append(slot)
@@ -124,6 +129,14 @@ def _fill(template: str, rng: random.Random) -> tuple[str, str, tuple[Slot, ...]
     written_parts.append(body[pos:])
     spoken_parts.append(body[pos:])
     return "".join(written_parts), "".join(spoken_parts), tuple(slots)
+
+
+def fill_template(
+    template: str, rng: random.Random, extra: Mapping[str, Callable[[random.Random], Slot]] | None = None
+) -> tuple[str, str, tuple[Slot, ...]]:
+    """(written, spoken, slots) of one template, with the corpus' fillers plus ``extra`` ones."""
+    written, spoken, slots = _fill(template, rng, extra)
+    return written[:1].upper() + written[1:], spoken[:1].upper() + spoken[1:], slots
 
 
 def _join_opener(opener: str, body: str, starts_with_slot: bool) -> str:

@@ -1,0 +1,412 @@
+"""The shipped ``whisper-tune train`` (Ray + HF Trainer, ``configs/small-gpu.yaml``) beside the
+seed's recipe, in one call on one card, on a corpus of thousands of short clips.
+
+Why: the benchmark loop's speed is worth nothing unless the command a user runs reaches it.
+This runs the real pipeline as a subprocess (``whisper-tune train --config
+configs/small-gpu.yaml`` with only the paths overridden, and ``data.guard=none`` because the
+built-in guard's recordings are Debian packages the GPU machine lacks), times it from start to
+``best/`` written, and reads what the run wrote (``plan.json``, ``fast_path.json``, the
+checkpoint's ``metrics.json``). Next to it, in the same call, the seed's recipe (fp16 +
+GradScaler, batch 16, gradient checkpointing, eager attention, 30 s inputs, the product's
+Trainer path: ``bench/_lib.py:seed_plan``) trains on the same clips' features for
+``--seed-steps`` steps and evaluates ``--seed-eval`` clips; its time-to-model for the same job
+is projected from those measured rates (training it for the whole job would cost ~7 minutes of
+device time), and the JSON says so. ``--shapes`` adds the larger real shapes (random init) under
+the plan: step/wall samples/s, MFU and peak memory at 30 s and at the short context, beside the
+seed recipe at 30 s.
+
+Corpus: ``--n-train`` + ``--n-eval`` clips of 2.0-7.5 s (uniform), a tone with vibrato plus
+noise (16 kHz WAV written on the machine; speed does not depend on the audio), labels drawn
+from banking phrases (3-12 words).
+
+    PYTHONPATH=src:bench python bench/gpu_pipeline_vs_seed.py --out bench/results/x.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import _lib as lib
+
+REPO = Path(__file__).resolve().parents[1]
+PHRASES = [
+    "freeze my card please", "what is my balance", "send money with zelle", "what is the apr on this card",
+    "i lost my debit card", "transfer fifty dollars to savings", "dispute a charge on my statement",
+    "when is my payment due", "open a new checking account", "my card was declined at the store",
+]  # fmt: skip
+
+
+def make_corpus(root: Path, n_train: int, n_eval: int, seed: int = 0) -> dict[str, Path]:
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for split, n in (("train", n_train), ("eval", n_eval)):
+        (root / split).mkdir(parents=True, exist_ok=True)
+        durs = rng.uniform(2.0, 7.5, n)
+        words = [
+            " ".join(" ".join(rng.choice(PHRASES, 3)).split()[: int(rng.integers(3, 13))]) for _ in range(n)
+        ]
+
+        def write(i: int, split: str = split, durs: Any = durs, words: list[str] = words) -> dict[str, Any]:
+            t = np.arange(int(16000 * durs[i])) / 16000
+            g = np.random.default_rng(i)
+            wav = 0.3 * np.sin(2 * np.pi * (150 + (7 * i) % 300) * t) * (1 + 0.5 * np.sin(6 * np.pi * t))
+            wav += 0.03 * g.standard_normal(t.size)
+            p = root / split / f"{i}.wav"
+            sf.write(p, wav.astype(np.float32), 16000)
+            return {"audio_filepath": str(p), "text": words[i], "duration": round(float(durs[i]), 3)}
+
+        with ThreadPoolExecutor(16) as pool:
+            rows = list(pool.map(write, range(n)))
+        out[split] = root / f"{split}.jsonl"
+        out[split].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return out
+
+
+def run_pipeline(
+    work: Path, corpus: dict[str, Path], name: str, extra: list[str], log: Path
+) -> dict[str, Any]:
+    """``whisper-tune train`` as a user runs it; seconds from start to ``best/`` written, and its files."""
+    cmd = [
+        sys.executable, "-c", "import sys; from whisper_tune.cli import main; sys.exit(main(sys.argv[1:]))",
+        "train", "--config", str(REPO / "configs" / "small-gpu.yaml"),
+        f"model.name={work / 'small'}", f"data.train={corpus['train']}", f"data.eval={corpus['eval']}",
+        "data.guard=none", f"run.storage_path={work / 'runs'}", f"run.name={name}", *extra,
+    ]  # fmt: skip
+    t0 = time.time()
+    with open(log, "w") as fh:
+        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO).returncode
+    found: dict[str, Any] = {"rc": rc, "process_wall_s": round(time.time() - t0, 1), "overrides": extra}
+    return read_run(work / "runs" / name, t0, found)
+
+
+def read_run(run: Path, t0: float, found: dict[str, Any]) -> dict[str, Any]:
+    """What a finished run wrote: plan, throughput, status, the last checkpoint's metrics and evaluations."""
+    best = run / "best" / "config.json"
+    if best.is_file():
+        found["time_to_model_s"] = round(best.stat().st_mtime - t0, 1)
+    for f in ("plan.json", "fast_path.json", "status.json"):
+        if (run / f).is_file():
+            found[f.split(".")[0]] = json.loads((run / f).read_text())
+    ckpts = sorted(p for p in run.glob("checkpoint_0*") if p.is_dir())
+    if ckpts:
+        metrics = json.loads((ckpts[-1] / "metrics.json").read_text())
+        found["last_metrics"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        state = ckpts[-1] / "checkpoint" / "trainer_state.json"
+        if state.is_file():
+            hist = json.loads(state.read_text())["log_history"]
+            found["evals"] = [
+                {
+                    k: e[k]
+                    for k in ("step", "eval_runtime", "eval_samples_per_second", "eval_generate_runtime")
+                    if k in e
+                }
+                for e in hist
+                if "eval_runtime" in e
+            ]
+    return found
+
+
+def pipeline_summary(found: dict[str, Any], n_train: int, peak: float | None, config: Any) -> dict[str, Any]:
+    thr = (found.get("fast_path") or {}).get("throughput") or {}
+    plan = (found.get("plan") or {}).get("choices", {})
+    frames = int((plan.get("encoder_frames") or {}).get("value", 3000))
+    flops = lib.whisper_forward_flops(config, 14.0, frames)
+    evals = found.get("evals") or []
+    epochs = float((found.get("last_metrics") or {}).get("epoch", 0) or 0)
+    train_s = n_train * epochs / thr["wall_samples_per_s"] if thr.get("wall_samples_per_s") else None
+    eval_s = sum(e.get("eval_runtime", 0.0) for e in evals)
+    return {
+        "step_samples_per_s": thr.get("step_samples_per_s"),
+        "wall_samples_per_s": thr.get("wall_samples_per_s"),
+        "wall_over_step": round(thr["wall_samples_per_s"] / thr["step_samples_per_s"], 3) if thr else None,
+        "mfu_step": lib.model_flops_utilization(thr.get("step_samples_per_s") or 0, flops, peak),
+        "peak_mem_gib": thr.get("peak_mem_gib"),
+        "eval_samples_per_s": max((e.get("eval_samples_per_second", 0) for e in evals), default=None),
+        "eval_s_total": round(eval_s, 2),
+        "train_s_from_wall_rate": round(train_s, 1) if train_s else None,
+        "eval_share_of_training": round(eval_s / train_s, 3) if train_s else None,
+        "time_to_model_s": found.get("time_to_model_s"),
+        "n_frames": frames,
+        "plan": {k: v.get("value") for k, v in plan.items()},
+    }
+
+
+def _timer(batch: int, warmup: int) -> Any:
+    from train_throughput import StepTimer
+
+    return StepTimer(batch, warmup=warmup)
+
+
+def run_seed_on_corpus(
+    work: Path, corpus: dict[str, Path], steps: int, n_eval: int, peak: float | None
+) -> dict[str, Any]:
+    """The seed recipe on the corpus' own features (the pipeline's feature cache), 30 s inputs."""
+    from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+    from whisper_tune.data import WhisperCollator, prepare_dataset
+    from whisper_tune.models import load_model
+    from whisper_tune.train import fastpath as fp
+
+    model, processor = load_model(str(work / "small"), attn_implementation="eager")
+    cache = next((work / "runs").glob("*/features"), work / "features")
+    t0 = time.time()
+    train = prepare_dataset(str(corpus["train"]), processor, feature_cache=str(cache), num_workers=8)
+    evaluation = prepare_dataset(str(corpus["eval"]), processor, feature_cache=str(cache), num_workers=8)
+    prep_s = time.time() - t0
+    plan = lib.seed_plan("cuda", workers=4)
+    fp.apply_fast_path(model, plan)
+    collator = WhisperCollator(processor, int(model.config.decoder_start_token_id))
+    job = lib.trainer_job(16, max_steps=steps, total_steps=steps)
+    timer = _timer(16, warmup=3)
+    torch.cuda.reset_peak_memory_stats()
+    lib.run_product_trainer(model, plan, job, train.dataset, collator, [timer])
+    thr = timer.summary() or {}
+    flops = lib.whisper_forward_flops(model.config, 14.0, 3000)
+    # evaluation as the seed ran it: predict-with-generate, batch 16, fp16, eager, max 225 tokens
+    model.config.use_cache = True
+    sub = torch.utils.data.Subset(evaluation.dataset, range(min(n_eval, len(evaluation.dataset))))
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(work / "seed_eval"), per_device_eval_batch_size=16, predict_with_generate=True,
+        generation_max_length=225, fp16=True, report_to="none", remove_unused_columns=False,
+    )  # fmt: skip
+    ev = Seq2SeqTrainer(model=model, args=args, data_collator=collator, processing_class=processor)
+    t1 = time.time()
+    ev.predict(sub)
+    eval_rate = len(sub) / (time.time() - t1)
+    return {
+        "recipe": "seed: fp16 + GradScaler, batch 16, gradient checkpointing, eager, 30 s, AdamW",
+        "steps_timed": thr.get("measured_steps"),
+        "step_samples_per_s": thr.get("step_samples_per_s"),
+        "wall_samples_per_s": thr.get("wall_samples_per_s"),
+        "mfu_step": lib.model_flops_utilization(thr.get("step_samples_per_s") or 0, flops, peak),
+        "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+        "eval_samples_per_s": round(eval_rate, 2),
+        "eval_clips_timed": len(sub),
+        "feature_prep_s_from_cache": round(prep_s, 1),
+    }
+
+
+def project_seed(
+    seed: dict[str, Any], n_train: int, n_eval: int, epochs: float, fixed_s: float
+) -> dict[str, Any]:
+    """Seed time-to-model for the same job from its measured rates (the shipped eval schedule)."""
+    steps = int(np.ceil(n_train / 16) * epochs)
+    evals = steps // 200 + 1  # eval_steps 200, and the final evaluation
+    train_s = n_train * epochs / seed["wall_samples_per_s"]
+    eval_s = evals * n_eval / seed["eval_samples_per_s"]
+    return {
+        "projected": True,
+        "steps": steps,
+        "evaluations": evals,
+        "train_s": round(train_s, 1),
+        "eval_s": round(eval_s, 1),
+        "fixed_s (data prep, start-up, export: the pipeline's measured non-training time)": round(fixed_s, 1),
+        "time_to_model_s": round(train_s + eval_s + fixed_s, 1),
+    }
+
+
+def shape_rows(shape: str, peak: float | None, steps: int, only: str = "") -> list[dict[str, Any]]:
+    """The plan's run (30 s and short context) and the seed recipe (30 s) for one shape."""
+    from whisper_tune.models.random_init import make_random_whisper
+    from whisper_tune.train import fastpath as fp
+    from whisper_tune.train.plan import GpuFacts, ModelFacts, make_plan
+
+    rows = []
+    job = lib.trainer_job(8, total_steps=10**6, deepspeed="auto", per_device_batch_size="auto", num_epochs=3)
+    runs = (("seed", 3000), ("plan", 3000), ("plan", 816))
+    for recipe, frames in [r for r in runs if not only or f"{r[0]}@{r[1]}" in only.split("+")]:
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        with torch.device("cuda"):
+            model, _ = make_random_whisper(shape)
+        facts = ModelFacts.from_model(model)
+        if recipe == "seed":
+            plan, batch, note = lib.seed_plan("cuda", workers=4), 16, {}
+            fp.apply_fast_path(model, plan)
+        else:
+            gp = make_plan(job, GpuFacts.probe(1, "cuda:0"), facts, n_frames=frames, context_reason="bench",
+                           n_train=5000, label_len=30.0, longest_label=40)  # fmt: skip
+            batch = int(gp.value("per_device_batch_size"))
+            note = {k: c.value for k, c in gp.choices.items()} | {
+                "estimated_peak_gib": gp.memory["estimated_peak_gib"]
+            }
+            plan = fp.plan_fast_path("cuda", "bf16", n_frames=frames, compile="none", num_workers=4)
+            fp.apply_fast_path(model, plan)
+        ds = lib.SyntheticFeatures(batch * (steps + 4), int(model.config.num_mel_bins), 51864, 20, 40)
+        timer = _timer(batch, warmup=3 if recipe == "plan" else 2)
+        n = steps if recipe == "plan" else max(4, steps // 2)
+        t_job = lib.trainer_job(batch, max_steps=n + timer.warmup, total_steps=n + timer.warmup)
+        err = None
+        try:
+            lib.run_product_trainer(model, plan, t_job, ds, lib.FeatureCollate(frames), [timer])
+        except torch.OutOfMemoryError as exc:
+            err = f"OOM: {exc}"[:200]
+        thr = timer.summary() or {}
+        flops = lib.whisper_forward_flops(model.config, ds.mean_label_len(), frames)
+        rows.append({
+            "shape": shape, "recipe": recipe, "n_frames": frames, "batch": batch, "params": facts.params,
+            "step_samples_per_s": thr.get("step_samples_per_s"), "wall_samples_per_s": thr.get("wall_samples_per_s"),
+            "mfu_step": lib.model_flops_utilization(thr.get("step_samples_per_s") or 0, flops, peak),
+            "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2), "plan": note, "error": err,
+        })  # fmt: skip
+        print(json.dumps(rows[-1]), flush=True)
+        del model, ds
+    return rows
+
+
+def eval_rows(n_eval: int, batches: list[int], frames: int = 816, gen_len: int = 39) -> list[dict[str, Any]]:
+    """The product's evaluation (``WhisperTrainer.evaluate``: predict-with-generate + WER) of a
+    random whisper-small at the short context on ``n_eval`` clips, per eval batch size: eval
+    samples/s and the seconds inside ``generate`` (the rest is data, decoding and scoring)."""
+    import tempfile
+
+    from whisper_tune.models.random_init import make_random_whisper
+    from whisper_tune.train import fastpath as fp
+    from whisper_tune.train.metrics_hook import make_compute_metrics
+    from whisper_tune.train.tensor_data import TensorBatches, TensorFeatures
+    from whisper_tune.train.trainer import WhisperTrainer, training_arguments
+
+    with torch.device("cuda"):
+        model, processor = make_random_whisper("small")
+    plan = fp.plan_fast_path("cuda", "bf16", n_frames=frames, compile="none", num_workers=2)
+    fp.apply_fast_path(model, plan)
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(n_eval, 80, frames, generator=g).clamp_(-1.5, 1.5).half()
+    labels = torch.randint(0, 50257, (n_eval, 18), generator=g)
+    ds = TensorFeatures(feats, labels, torch.full((n_eval,), 18), [str(i) for i in range(n_eval)])
+    rows = []
+    for b in batches:
+        job = lib.trainer_job(8, max_steps=1, total_steps=1, eval_batch_size=b, generation_max_length=gen_len)
+        with tempfile.TemporaryDirectory() as out:
+            args = training_arguments(job, plan, output_dir=out, use_gpu=True)
+            tr = WhisperTrainer(
+                model=model, args=args, eval_dataset=ds, data_collator=TensorBatches(50257, None),
+                compute_metrics=make_compute_metrics(processor, "whisper_en"), processing_class=processor,
+            )  # fmt: skip
+            tr.evaluate()  # warm-up: kernels, workers
+            m = tr.evaluate()
+        rows.append({
+            "eval_batch": b, "clips": n_eval, "max_new_tokens": gen_len, "n_frames": frames,
+            "eval_samples_per_s": m.get("eval_samples_per_second"), "eval_runtime_s": m.get("eval_runtime"),
+            "generate_s": m.get("eval_generate_runtime"),
+        })  # fmt: skip
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", default="/tmp/gpb")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--n-train", type=int, default=5000)
+    ap.add_argument("--n-eval", type=int, default=500)
+    ap.add_argument("--seed-steps", type=int, default=40)
+    ap.add_argument("--seed-eval", type=int, default=64)
+    ap.add_argument(
+        "--pipeline", default="shipped", help="comma list: shipped, compiled (train.compile=true)"
+    )
+    ap.add_argument(
+        "--shapes", default="", help="comma list of larger shapes, e.g. medium,large-v3,large-v3-turbo"
+    )
+    ap.add_argument("--shape-steps", type=int, default=10)
+    ap.add_argument("--shape-frames", default="", help="e.g. plan@816+seed@3000 (default: all three runs)")
+    ap.add_argument("--peak-flops", type=float, default=None)
+    ap.add_argument(
+        "--eval-batches", default="", help="comma list: time evaluation alone at these eval batches"
+    )
+    ap.add_argument("--skip-pipeline", action="store_true", help="no pipeline or seed run (shapes/eval only)")
+    args = ap.parse_args(argv)
+    from transformers import WhisperConfig
+
+    from whisper_tune.models.random_init import save_random_whisper
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    env = lib.environment()
+    peak = lib.peak_flops(env["device"], args.peak_flops)
+    result: dict[str, Any] = {"environment": env, "corpus": {}, "pipeline": {}, "shapes": []}
+    out = Path(args.out)
+
+    def save() -> None:
+        lib.write_json(out, result)
+
+    t0 = time.time()
+    if args.eval_batches:
+        result["eval"] = eval_rows(args.n_eval, [int(b) for b in args.eval_batches.split(",")])
+        save()
+    if args.skip_pipeline:
+        for shape in [x for x in args.shapes.split(",") if x]:
+            result["shapes"].extend(shape_rows(shape, peak, args.shape_steps, args.shape_frames))
+            save()
+        return 0
+    corpus = make_corpus(work / "corpus", args.n_train, args.n_eval)
+    if not (work / "small" / "config.json").is_file():
+        save_random_whisper(work / "small", "small")
+    result["corpus"] = {
+        "train": args.n_train, "eval": args.n_eval, "durations_s": "uniform 2.0-7.5",
+        "audio": "tone with vibrato + noise, 16 kHz WAV, made on the machine", "made_in_s": round(time.time() - t0, 1),
+    }  # fmt: skip
+    save()
+    for variant in [v for v in args.pipeline.split(",") if v]:
+        extra = ["train.compile=true"] if variant == "compiled" else []
+        found = run_pipeline(
+            work, corpus, f"pipe_{variant}", extra, out.with_name(f"{out.stem}_{variant}.log")
+        )
+        found["summary"] = pipeline_summary(
+            found, args.n_train, peak, WhisperConfig.from_pretrained(work / "small")
+        )
+        result["pipeline"][variant] = found
+        print(variant, json.dumps(found["summary"]), flush=True)
+        save()
+    try:
+        seed = run_seed_on_corpus(work, corpus, args.seed_steps, args.seed_eval, peak)
+        shipped = result["pipeline"].get("shipped", {})
+        s = shipped.get("summary", {})
+        fixed = (
+            (s.get("time_to_model_s") or 0)
+            - (s.get("train_s_from_wall_rate") or 0)
+            - (s.get("eval_s_total") or 0)
+        )
+        epochs = float((shipped.get("last_metrics") or {}).get("epoch", 3) or 3)
+        seed["time_to_model"] = project_seed(seed, args.n_train, args.n_eval, epochs, max(0.0, fixed))
+        result["seed"] = seed
+        print("seed", json.dumps(seed), flush=True)
+        if s.get("wall_samples_per_s") and seed.get("wall_samples_per_s"):
+            result["ratios"] = {
+                "wall_samples_per_s": round(s["wall_samples_per_s"] / seed["wall_samples_per_s"], 2),
+                "time_to_model": round(seed["time_to_model"]["time_to_model_s"] / s["time_to_model_s"], 2)
+                if s.get("time_to_model_s")
+                else None,
+            }
+    except Exception as exc:  # keep what was measured
+        result["seed_error"] = f"{type(exc).__name__}: {exc}"[:500]
+    save()
+    for shape in [x for x in args.shapes.split(",") if x]:
+        try:
+            result["shapes"].extend(shape_rows(shape, peak, args.shape_steps))
+        except Exception as exc:
+            result["shapes"].append({"shape": shape, "error": f"{type(exc).__name__}: {exc}"[:500]})
+        save()
+    result["total_s"] = round(time.time() - t0, 1)
+    save()
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    raise SystemExit(main())
