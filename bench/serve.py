@@ -193,6 +193,43 @@ def bench_pipeline(
     )
 
 
+def bench_faster_whisper(
+    model_spec: str, clips: list[np.ndarray], n_requests: int, device: str, compute_type: str, batched: bool
+) -> Row:
+    """faster-whisper in-process on the same clips (the issue's yardstick), greedy, one clip at a time.
+
+    ``batched``: through ``BatchedInferencePipeline`` (batch 8 over a clip's VAD chunks; a short
+    clip is one chunk), else ``WhisperModel.transcribe``. The model is the CTranslate2 export
+    ``serve --backend ct2`` runs (``inference.loader.ct2_dir_for``)."""
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+    from whisper_tune.inference.loader import ct2_dir_for, resolve_model_dir
+
+    ct = compute_type if compute_type != "auto" else ("int8" if device == "cpu" else "float16")
+    model = WhisperModel(str(ct2_dir_for(resolve_model_dir(model_spec))), device=device, compute_type=ct)
+    pipe = BatchedInferencePipeline(model) if batched else None
+
+    def one(x: np.ndarray) -> str:
+        if pipe is not None:
+            segments, _ = pipe.transcribe(x, batch_size=8, beam_size=1, language="en")
+        else:
+            segments, _ = model.transcribe(x, beam_size=1, language="en")
+        return "".join(s.text for s in segments)  # the generator decodes as it is consumed
+
+    inputs = [clips[i % len(clips)] for i in range(n_requests)]
+    one(inputs[0])  # warm-up
+    latencies: list[float] = []
+    t0 = time.perf_counter()
+    for x in inputs:
+        tb = time.perf_counter()
+        one(x)
+        latencies.append(time.perf_counter() - tb)
+    wall = time.perf_counter() - t0
+    audio = sum(len(x) / SR for x in inputs)
+    name = "BatchedInferencePipeline" if batched else "WhisperModel.transcribe"
+    return row(f"faster-whisper {name} ({device} {ct}, in-process)", "sequential", latencies, audio, wall, 0)
+
+
 def precision(health_url: str) -> str:
     import httpx
 
@@ -249,6 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--baseline-batch-sizes", default="1,8")
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument(
+        "--faster-whisper",
+        action="store_true",
+        help="also time faster-whisper in-process (WhisperModel and BatchedInferencePipeline) on the clips",
+    )
     ap.add_argument("--voices", default="en-us,en-gb,en-us+f3,en-gb-scotland")
     ap.add_argument("--clips-dir", type=Path, default=None, help="read the clips from WAVs here instead")
     ap.add_argument("--save-clips", type=Path, default=None, help="write the clips as WAVs here and stop")
@@ -288,6 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_baseline:
         for bs in [int(b) for b in args.baseline_batch_sizes.split(",") if b]:
             rows.append(bench_pipeline(args.model, clips, args.requests, bs, device, args.dtype))
+            print(to_markdown(rows[-1:]).splitlines()[-1], flush=True)
+    if args.faster_whisper:
+        for batched in (False, True):
+            rows.append(
+                bench_faster_whisper(args.model, clips, args.requests, device, args.compute_type, batched)
+            )
             print(to_markdown(rows[-1:]).splitlines()[-1], flush=True)
 
     kinds: dict[str, str] = {}

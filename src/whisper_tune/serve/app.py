@@ -64,7 +64,7 @@ from whisper_tune.serve.limits import (
     parse_form,
     read_body,
 )
-from whisper_tune.serve.options import ServeOptions, hash_api_key, run_inline
+from whisper_tune.serve.options import ServeOptions, cpu_replica_env, hash_api_key, run_inline
 
 __all__ = ["Model", "ServeOptions", "Transcriber", "build_app", "hash_api_key", "load_serve_backend"]
 
@@ -418,6 +418,8 @@ def build_app(opts: ServeOptions) -> Any:
     ingress_actor: dict[str, Any] = {}
     if num_gpus:
         model_actor["num_gpus"] = num_gpus
+    else:  # Ray's OMP_NUM_THREADS=1 would leave CTranslate2 / torch one core (cpu_replica_env)
+        model_actor["runtime_env"] = cpu_replica_env(opts)
     if opts.num_cpus is not None:
         model_actor["num_cpus"] = opts.num_cpus
         ingress_actor["num_cpus"] = opts.num_cpus

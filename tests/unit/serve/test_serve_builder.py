@@ -67,3 +67,26 @@ def _deployments(app: object) -> list[object]:
     from ray.serve._private.build_app import build_app
 
     return [d for d in build_app(app, name="t").deployments]
+
+
+def test_cpu_model_replicas_get_the_cores_not_rays_one_thread() -> None:
+    """Ray sets OMP_NUM_THREADS=num_cpus (1) in a replica; a CPU model replica overrides it."""
+    import os
+
+    from whisper_tune.inference import BackendOptions
+    from whisper_tune.serve.app import ServeOptions, build_app
+    from whisper_tune.serve.options import cpu_replica_env
+
+    cores = os.cpu_count() or 1
+    assert cpu_replica_env(ServeOptions(model="m"))["env_vars"]["OMP_NUM_THREADS"] == str(cores)
+    two = ServeOptions(model="m", replicas=2)
+    assert cpu_replica_env(two)["env_vars"]["OMP_NUM_THREADS"] == str(max(1, cores // 2))
+    pinned = ServeOptions(model="m", backend_options=BackendOptions(cpu_threads=3))
+    assert cpu_replica_env(pinned)["env_vars"] == {"OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "3"}
+
+    deployments = {d.name: d for d in _deployments(build_app(ServeOptions(model="m", num_gpus=0.0)))}
+    model_env = deployments["Model"].ray_actor_options["runtime_env"]
+    assert model_env["env_vars"]["OMP_NUM_THREADS"] == str(cores)
+    assert "runtime_env" not in (deployments["Transcriber"].ray_actor_options or {})
+    gpu = {d.name: d for d in _deployments(build_app(ServeOptions(model="m", num_gpus=1.0)))}
+    assert "runtime_env" not in gpu["Model"].ray_actor_options
