@@ -160,19 +160,10 @@ def bare_whisper(shape: str, seed: int = 0) -> Any:
     for speed measurements on a machine that has nothing but torch + transformers."""
     from transformers import WhisperConfig, WhisperForConditionalGeneration
 
-    from whisper_tune.models.random_init import SHAPES, decoder_layers
+    from whisper_tune.models.random_init import shape_config
 
-    d, n, h, ffn, mels = SHAPES[shape]
     cfg = WhisperConfig(
-        vocab_size=51864,
-        num_mel_bins=mels,
-        d_model=d,
-        encoder_layers=n,
-        decoder_layers=decoder_layers(shape),
-        encoder_attention_heads=h,
-        decoder_attention_heads=h,
-        encoder_ffn_dim=ffn,
-        decoder_ffn_dim=ffn,
+        **shape_config(shape),
         decoder_start_token_id=50257,
         pad_token_id=50256,
         eos_token_id=50256,

@@ -23,6 +23,7 @@ __all__ = [
     "make_processor",
     "make_random_whisper",
     "save_random_whisper",
+    "shape_config",
 ]
 
 # name -> (d_model, encoder layers, heads, ffn, n_mels); the decoder has as many layers as the
@@ -65,20 +66,11 @@ def _bundled_ct2_config() -> dict[str, Any]:
     return cfg
 
 
-def make_random_whisper(shape: str = "test", seed: int = 0, **overrides: Any) -> tuple[Any, Any]:
-    """(WhisperForConditionalGeneration, WhisperProcessor) with random weights of ``shape``."""
-    import torch
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
-
-    from whisper_tune.models.convert import build_generation_config
-
-    if shape not in SHAPES:
-        raise ValueError(f"unknown shape '{shape}'; known: {', '.join(SHAPES)}")
+def shape_config(shape: str, vocab_size: int = 51864) -> dict[str, Any]:
+    """``WhisperConfig`` keyword arguments of a named shape (sizes, depths, heads, mel bins)."""
     d, n, h, ffn, mels = SHAPES[shape]
-    processor = make_processor(n_mels=mels)
-    tok = processor.tokenizer
-    cfg_kwargs: dict[str, Any] = dict(
-        vocab_size=len(tok),
+    return dict(
+        vocab_size=vocab_size,
         num_mel_bins=mels,
         d_model=d,
         encoder_layers=n,
@@ -90,6 +82,20 @@ def make_random_whisper(shape: str = "test", seed: int = 0, **overrides: Any) ->
         max_source_positions=1500,
         max_target_positions=448,
     )
+
+
+def make_random_whisper(shape: str = "test", seed: int = 0, **overrides: Any) -> tuple[Any, Any]:
+    """(WhisperForConditionalGeneration, WhisperProcessor) with random weights of ``shape``."""
+    import torch
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    from whisper_tune.models.convert import build_generation_config
+
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape '{shape}'; known: {', '.join(SHAPES)}")
+    processor = make_processor(n_mels=SHAPES[shape][4])
+    tok = processor.tokenizer
+    cfg_kwargs = shape_config(shape, vocab_size=len(tok))
     cfg_kwargs.update(overrides)
     gen, extra = build_generation_config(tok, cfg_kwargs, _bundled_ct2_config(), warn=lambda _msg: None)
     for key, value in extra.items():

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,15 +10,9 @@ from typing import Any
 import pytest
 
 from whisper_tune.evaluate import ComparisonResult, score_texts, write_comparison
+from wt_browser_testutil import chromium, needs_chromium
 
 pytestmark = pytest.mark.integration
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = "/usr/bin/chromedriver"
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None or not Path(DRIVER).exists(),
-    reason="needs Debian chromium + chromium-driver (apt-get install chromium chromium-driver)",
-)
 
 
 @dataclass
@@ -32,36 +22,6 @@ class Item:
     meta: dict[str, Any] = field(default_factory=dict)
     duration: float = 2.0
     origin: str = ""
-
-
-@contextlib.contextmanager
-def chromium() -> Iterator[Any]:
-    """Headless Chromium with the browser console log kept (as tests/integration/serve/test_browser.py)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-    ):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    profile = tempfile.mkdtemp(prefix="wt-chromium-")
-    opts.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def _write_report(out: Path) -> dict[str, Any]:

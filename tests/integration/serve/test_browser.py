@@ -2,57 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from serve_testlib import ServeEnv
 
+from wt_browser_testutil import chromium, needs_chromium
+
 pytestmark = pytest.mark.integration
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = "/usr/bin/chromedriver"
-
-
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None or not Path(DRIVER).exists(),
-    reason="needs Debian chromium + chromium-driver (apt-get install chromium chromium-driver)",
-)
-
-
-@contextlib.contextmanager
-def chromium(*extra_flags: str) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        *extra_flags,
-    ):
-        opts.add_argument(flag)
-    profile = tempfile.mkdtemp(prefix="wt-chromium-")
-    opts.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @needs_chromium

@@ -30,20 +30,9 @@ def _gpus(n: int, gib: float, name: str = "NVIDIA A10G") -> GpuFacts:
 def _facts(shape: str) -> ModelFacts:
     from transformers import WhisperConfig, WhisperForConditionalGeneration
 
-    from whisper_tune.models.random_init import SHAPES, decoder_layers
+    from whisper_tune.models.random_init import shape_config
 
-    d, n, h, ffn, mels = SHAPES[shape]
-    cfg = WhisperConfig(
-        vocab_size=51864,
-        num_mel_bins=mels,
-        d_model=d,
-        encoder_layers=n,
-        decoder_layers=decoder_layers(shape),
-        encoder_attention_heads=h,
-        decoder_attention_heads=h,
-        encoder_ffn_dim=ffn,
-        decoder_ffn_dim=ffn,
-    )
+    cfg = WhisperConfig(**shape_config(shape))
     with torch.device("meta"):
         model = WhisperForConditionalGeneration(cfg)
     return ModelFacts.from_model(model)
