@@ -341,7 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     kinds: dict[str, str] = {}
     failures: dict[str, str] = {}
     stats: dict[str, Any] = {}
-    ray.init(include_dashboard=False, log_to_driver=False)
+    from whisper_tune.localray import LocalRayOptions, start_local_ray
+
+    start_local_ray(LocalRayOptions(dashboard=False, log_to_driver=False))  # every socket on loopback
     try:
         for attempt in range(3):  # a free port can be taken between the probe and Serve's bind
             port = free_loopback_port()
