@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +10,9 @@ import pytest
 
 from whisper_tune.evaluate import ComparisonResult, score_texts, write_comparison
 from wt_browser_testutil import chromium, needs_chromium
+from wt_eval_testutil import Item
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Item:
-    id: str
-    text: str
-    meta: dict[str, Any] = field(default_factory=dict)
-    duration: float = 2.0
-    origin: str = ""
 
 
 def _write_report(out: Path) -> dict[str, Any]:

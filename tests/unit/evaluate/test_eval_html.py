@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from whisper_tune.evaluate import ComparisonResult, score_texts, write_comparison
 from whisper_tune.evaluate.html import aligned_words, render_report_html
-
-
-@dataclass
-class Item:
-    id: str
-    text: str
-    meta: dict[str, Any] = field(default_factory=dict)
-    duration: float = 2.0
-    origin: str = ""
-
+from wt_eval_testutil import Item
 
 ITEMS = [
     Item("u1", "send money with Zelle", {"intent": "transfer"}),

@@ -7,9 +7,7 @@ weights in tests/integration/evaluate/test_eval_longform_tiny.py.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,21 +16,15 @@ from whisper_tune.errors import DataError
 from whisper_tune.evaluate import ComparisonResult, score_texts, write_comparison, write_evaluation
 from whisper_tune.evaluate.longform import LongformComparison, LongformResult, ModeResult, reference_segments
 from whisper_tune.scoring.boundaries import boundary_score
+from wt_eval_testutil import Item
 
 CARD = "4532015112830366"
 
 
-@dataclass
-class Item:
-    id: str
-    text: str
-    meta: dict[str, Any] = field(default_factory=dict)
-    duration: float = 70.0
-    origin: str = ""
-
-
 REF_SEGS = [(0.5, 4.0), (5.0, 9.0)]
-ITEM = Item("call_0", f"Thank you for calling. My card is {CARD}, email me at ann.lee@gmail.com.")
+ITEM = Item(
+    "call_0", f"Thank you for calling. My card is {CARD}, email me at ann.lee@gmail.com.", duration=70.0
+)
 
 
 def _mode(mode: str, hyp: str, segs: list[tuple[float, float, str]]) -> ModeResult:

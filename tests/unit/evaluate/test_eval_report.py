@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
@@ -20,18 +18,10 @@ from whisper_tune.evaluate import (
 )
 from whisper_tune.evaluate.plots import read_training_curves
 from whisper_tune.evaluate.report import resolve_group_fields
+from wt_eval_testutil import Item
 
 LINE = re.compile(r"^WER difference: [+-]\d+\.\d{3} %$")
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@dataclass
-class Item:
-    id: str
-    text: str
-    meta: dict[str, Any] = field(default_factory=dict)
-    duration: float = 2.0
-    origin: str = ""
 
 
 ITEMS = [
