@@ -108,6 +108,8 @@ def job_config_dict(cfg: DemoConfig, corpus: Path, train_clips: int, use_gpu: bo
             "eval": str(corpus / "validation.jsonl"),
             "max_eval_samples": cfg.eval_clips,
             "guard": cfg.guard,
+            # one evaluation per run: checking only the export skips the base and in-training guard passes
+            "guard_at": "export",
             "timestamp_share": cfg.timestamp_share,
             "pack_share": cfg.pack_share,
         },
@@ -168,6 +170,14 @@ def _cuda() -> bool:
         return bool(torch.cuda.is_available())
     except Exception:  # pragma: no cover
         return False
+
+
+def _eval_precision(use_gpu: bool) -> str:
+    """bfloat16 on a CPU that does bf16 in hardware (the run trained in it; 2-4x faster decoding,
+    the same guard WER measured), else ``auto`` (the rule ``evaluate`` and ``serve`` use)."""
+    from whisper_tune.models.load import cpu_bf16_native
+
+    return "bfloat16" if not use_gpu and cpu_bf16_native() else "auto"
 
 
 def _demo_calls(corpus: Path, cfg: DemoConfig) -> Path | None:
@@ -276,6 +286,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
             prompt_baseline="terms",
             longform=_demo_calls(corpus, cfg),
             redact=cfg.redact,
+            precision=_eval_precision(use_gpu),
         )
     shown.close(f"test WER {_pct(result.base.wer)} -> {_pct(result.tuned.wer)}")
     timings["evaluation"] = time.perf_counter() - t0

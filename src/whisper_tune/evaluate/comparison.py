@@ -119,7 +119,7 @@ def compare(
         cmp.longform = compare_longform(
             base_spec, tuned_spec, longform, modes=longform_modes, normalizer=normalizer,
             batch_size=batch_size, device=device, num_beams=num_beams, max_new_tokens=max_new_tokens,
-            language=language,
+            language=language, precision=precision if backend == "hf" else "auto",
         )  # fmt: skip
     base.redact = tuned.redact = redact
     cmp = write_comparison(cmp, out_dir, worst_n=worst_n)

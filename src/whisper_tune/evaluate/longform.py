@@ -323,6 +323,7 @@ def evaluate_longform(
     normalizer: str = "whisper_en",
     batch_size: int = 8,
     device: str = "auto",
+    precision: str = "auto",
     num_beams: int = 1,
     max_new_tokens: int | None = None,
     language: str | None = None,
@@ -331,7 +332,8 @@ def evaluate_longform(
     items: list[EvalItem] | None = None,
     skipped: list[dict[str, Any]] | None = None,
 ) -> LongformResult:
-    """Decode every recording of ``data`` with ``model_spec`` (Transformers) in each of ``modes``."""
+    """Decode every recording of ``data`` with ``model_spec`` (Transformers, in ``precision``: a
+    torch dtype or ``auto``) in each of ``modes``."""
     from whisper_tune.errors import UserError
 
     bad = [m for m in modes if m not in MODES]
@@ -349,7 +351,7 @@ def evaluate_longform(
     backend = load_backend(
         resolve_model_spec(model_spec),
         "hf",
-        BackendOptions(device=dev, batch_size=batch_size),
+        BackendOptions(device=dev, batch_size=batch_size, dtype=precision),
         model_name=model_spec,
     )
     lang = language if language is not None else ("en" if normalizer == "whisper_en" else None)

@@ -269,6 +269,18 @@ def cuda_bf16_native() -> bool:
         return bool(torch.cuda.is_bf16_supported())
 
 
+def cpu_bf16_native() -> bool:
+    """Whether this CPU computes bf16 matrix products in hardware (AVX512-BF16 or AMX).
+
+    Measured on a 2-core AVX512-BF16 CPU (no AMX), tiny.en encoder training at 30 s: bf16
+    autocast 0.56 s per clip vs 0.92 in fp32; on CPUs without either, bf16 is emulated and
+    slower than fp32. The one copy of this check (training's precision plan asks it).
+    """
+    cpu = getattr(torch, "cpu", None)
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in probes)
+
+
 def resolve_dtype(dtype: str | torch.dtype | None, device: str = "cpu") -> torch.dtype:
     """``"auto"`` = bf16 on GPUs that support it, else fp16 on GPU, fp32 on CPU."""
     if isinstance(dtype, torch.dtype):

@@ -74,7 +74,7 @@ class ModelSection:
 class DataSection:
     """Manifests (JSONL/CSV/audiofolder/hf://) for training and evaluation."""
 
-    train: str = ""
+    train: str | list[str] = ""  # a list: several manifests (clips and call recordings) as one set
     eval: str = ""
     text_column: str | None = None
     audio_column: str | None = None
@@ -85,10 +85,10 @@ class DataSection:
     max_eval_samples: int | None = None
     feature_cache: str | None = None  # default: <run dir>/features
     num_workers: int = 1
-    # Real-speech guard scored beside eval at every evaluation (docs/data.md): "builtin" (the
-    # guard built from recordings that Debian/PyPI packages ship), a manifest of your own general
-    # speech, or "none" (the run then reports "no real-speech guard").
+    # Real-speech guard (docs/data.md): "builtin" (recordings that Debian/PyPI packages ship), a
+    # manifest of your own general speech, or "none" (the run reports "no real-speech guard").
     guard: str = "builtin"
+    guard_at: Literal["every_eval", "export"] = "every_eval"  # export: scored only on the export
     max_guard_samples: int | None = None
     timestamp_share: float = 0.0  # share of training clips with timestamped labels (data/timestamps.py)
     pack_share: float = 0.0  # share of training clips packed into full 30 s windows (data/packing.py)
@@ -163,6 +163,7 @@ class TrainSection:
     save_steps: int = 100
     eval_on_start: bool = False
     kl_to_base: float = 0.0  # weight of KL(base || tuned) on label tokens (train/distill.py); 0 = off
+    frozen_encoder_layers: int = 0  # strategy encoder: conv front end + this many lowest layers stay frozen
     seed: int = 42
     generation_max_length: int | Literal["auto"] = 225  # auto: from the longest label (plan.py)
     generation_num_beams: int = 1
@@ -198,6 +199,9 @@ class TrainSection:
         _positive("train.torch_threads", self.torch_threads)
         _positive("train.dataloader_num_workers", self.dataloader_num_workers, allow_zero=True)
         _positive("train.kl_to_base", self.kl_to_base, allow_zero=True)
+        _positive("train.frozen_encoder_layers", self.frozen_encoder_layers, allow_zero=True)
+        if self.frozen_encoder_layers and self.strategy != "encoder":
+            raise ConfigError(f"train.frozen_encoder_layers: for strategy encoder, not {self.strategy!r}")
         if self.save_steps % self.eval_steps:
             raise ConfigError(
                 f"train.save_steps: {self.save_steps} must be a multiple of train.eval_steps "

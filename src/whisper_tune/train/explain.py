@@ -42,7 +42,7 @@ FIELD_HELP: dict[str, str] = {
     "run.name": "the run's folder under run.storage_path; an existing name resumes that run",
     "model.task": "the decoder task token: transcribe (same language) or translate (to English)",
     "model.attn_implementation": "attention kernel: sdpa (PyTorch's fused attention) or eager",
-    "data.train": "training manifest (JSONL/CSV of audio + text) or a data-set spec; required",
+    "data.train": "training manifest (JSONL/CSV of audio + text, SRT/VTT, segments) or a list of them; required",
     "data.eval": "evaluation manifest; its WER (eval_wer) scores every checkpoint; required",
     "data.text_column": "manifest column holding the transcript (default: text / sentence / transcription)",
     "data.audio_column": "manifest column holding the audio path (default: audio / path / file)",
@@ -51,6 +51,8 @@ FIELD_HELP: dict[str, str] = {
     "data.max_train_samples": "use at most this many training utterances (null: all)",
     "data.max_eval_samples": "score at most this many evaluation utterances per evaluation (null: all)",
     "data.num_workers": "processes that compute log-mel features into the feature cache",
+    "data.guard_at": "every_eval: the guard is scored at every evaluation and ranks checkpoints; "
+    "export: only the exported model is checked (one evaluation per run: saves two guard passes)",
     "data.max_guard_samples": "score at most this many real-speech guard utterances (null: all)",
     "train.strategy": "which weights learn: full, decoder, cross_attention, encoder, or lora adapters",
     "train.lora": "LoRA adapter shape (train.strategy: lora)",

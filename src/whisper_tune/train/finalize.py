@@ -17,6 +17,7 @@ trials -- goes into ``best/metrics.json`` (``selection``) and ``status.json``.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -24,12 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from whisper_tune.data import load_audio, load_manifest
+from whisper_tune.errors import UserError
 from whisper_tune.inference import BackendOptions, FeatureBank, HFBackend, transcribe_audios
 from whisper_tune.models import load_model
 from whisper_tune.models.interpolate import interpolate_weights
 from whisper_tune.runs import RunDir
 from whisper_tune.runs.model_card import write_model_card
 from whisper_tune.scoring import error_rates
+from whisper_tune.train import fastpath
 from whisper_tune.train.config import JobConfig
 from whisper_tune.train.guard import guard_enabled, resolve_guard_manifest
 from whisper_tune.train.guard_select import GuardBound, Selection, choose_alpha
@@ -45,9 +48,14 @@ def _clips(manifest: str, limit: int | None) -> tuple[list[Any], list[str]]:
 
 
 def score_model(
-    model: Any, processor: Any, sets: dict[str, tuple[FeatureBank, list[str]]]
+    model: Any, processor: Any, sets: dict[str, tuple[FeatureBank, list[str]]], dtype: Any = None
 ) -> dict[str, float]:
-    """Normalized WER of an in-memory model on each ``name -> (clips, references)``."""
+    """Normalized WER of an in-memory model on each ``name -> (clips, references)``.
+
+    ``dtype``: score a copy in this torch dtype (the run's precision), leaving ``model`` as is.
+    """
+    if dtype is not None and next(model.parameters()).dtype != dtype:
+        model = copy.deepcopy(model).to(dtype)
     backend = HFBackend(model, processor, "candidate", BackendOptions(batch_size=16))
     out = {}
     for name, (bank, refs) in sets.items():
@@ -89,16 +97,19 @@ def _verify(cfg: JobConfig, best_dir: Path, sel: Selection, *, trained_ok: Any) 
         sets[name] = (FeatureBank(audios), refs)
     base, processor = load_model(cfg.model.name)
     tuned, _ = load_model(str(best_dir))
-    base_scores = score_model(base, processor, sets)
-    tuned_scores = score_model(tuned, processor, sets)
+    dtype = _scoring_dtype(cfg)
+    base_scores = score_model(base, processor, sets, dtype)
+    guard_only = {"guard": sets["guard"]}
+    tuned_scores = score_model(tuned, processor, guard_only, dtype)  # eval only if admissible
     bound = GuardBound(base_scores["guard"], cfg.run.guard_tolerance)
     sel.base_eval_wer, sel.base_guard_wer, sel.guard_limit = (
         base_scores["eval"],
         base_scores["guard"],
         bound.limit,
     )
-    sel.eval_wer, sel.guard_wer = tuned_scores["eval"], tuned_scores["guard"]
+    sel.guard_wer = tuned_scores["guard"]
     if bound.ok(tuned_scores["guard"]):
+        sel.eval_wer = score_model(tuned, processor, {"eval": sets["eval"]}, dtype)["eval"]
         sel.rule = "guard-admissible checkpoint with the lowest eval_wer (verified on the exported weights)"
         if trained_ok is not None and float(trained_ok) < 0.5:
             sel.rule += "; no checkpoint met the bound at the training context"
@@ -115,12 +126,21 @@ def _verify(cfg: JobConfig, best_dir: Path, sel: Selection, *, trained_ok: Any) 
         "Mixing its weights with the base model's (WiSE-FT)."
     )
     log.warning("!" * 8 + " " + warning)
+    mixes: dict[float, Any] = {}
 
-    def score(alpha: float) -> tuple[float, float]:
-        s = score_model(interpolate_weights(base, tuned, alpha), processor, sets)
-        return s["eval"], s["guard"]
+    def mix(alpha: float) -> Any:
+        if alpha not in mixes:
+            mixes.clear()  # one mix in memory at a time
+            mixes[alpha] = interpolate_weights(base, tuned, alpha)
+        return mixes[alpha]
 
-    alpha, trials = choose_alpha(score, bound, alphas=list(cfg.run.interpolation_alphas))
+    def guard_of(alpha: float) -> float:
+        return score_model(mix(alpha), processor, guard_only, dtype)["guard"]
+
+    def eval_of(alpha: float) -> float:
+        return score_model(mix(alpha), processor, {"eval": sets["eval"]}, dtype)["eval"]
+
+    alpha, trials = choose_alpha(guard_of, eval_of, bound, alphas=list(cfg.run.interpolation_alphas))
     chosen = interpolate_weights(base, tuned, alpha, inplace=True)
     chosen.save_pretrained(best_dir)
     match = next((t for t in trials if t.alpha == alpha), None)
@@ -137,6 +157,23 @@ def _verify(cfg: JobConfig, best_dir: Path, sel: Selection, *, trained_ok: Any) 
     )
     log.warning("!" * 8 + " " + sel.warning)
     return sel
+
+
+def _scoring_dtype(cfg: JobConfig) -> Any:
+    """bfloat16 when the run trains in bf16 on this (CPU) driver, else None (the weights' fp32).
+
+    The candidates are scored on the driver's CPU; where that CPU does bf16 in hardware and the
+    run's precision is bf16 (``auto`` picks it there), scoring in bf16 took 41 s instead of 124 s
+    for tiny.en on the 59-clip guard plus 48 eval clips, at the same guard WER. The
+    weights that are mixed and saved stay fp32.
+    """
+    import torch
+
+    try:
+        precision = fastpath.resolve_precision(cfg.train.precision, "cpu")
+    except UserError:  # fp16: a GPU-only choice; the CPU scores in fp32
+        return None
+    return torch.bfloat16 if precision == "bf16" else None
 
 
 def _record(best_dir: Path, sel: Selection) -> None:

@@ -60,7 +60,7 @@ class GuardBound:
 @dataclass
 class AlphaTrial:
     alpha: float
-    eval_wer: float
+    eval_wer: float | None  # None: not scored, the guard was already over the limit
     guard_wer: float
     admissible: bool
 
@@ -85,29 +85,32 @@ class Selection:
 
 
 def choose_alpha(
-    score: Callable[[float], tuple[float, float]],
+    guard: Callable[[float], float],
+    evaluate: Callable[[float], float],
     bound: GuardBound,
     *,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
 ) -> tuple[float, list[AlphaTrial]]:
     """Largest alpha in ``alphas`` (tried in order) whose mix meets ``bound``; 0.0 if none does.
 
-    ``score(alpha)`` returns ``(eval_wer, guard_wer)`` of the interpolated model.
+    ``guard(alpha)`` is the guard WER of the interpolated model; ``evaluate(alpha)`` its eval WER,
+    asked only of the admissible mix (a mix over the limit is never exported, and on a 2-core CPU
+    each skipped eval pass saves ~15 s of the demo).
     """
     trials: list[AlphaTrial] = []
     for alpha in alphas:
         if not 0.0 < alpha < 1.0:
             raise ValueError(f"interpolation alphas must be in (0, 1), got {alpha}")
-        eval_wer, guard_wer = score(alpha)
+        guard_wer = guard(alpha)
         ok = bound.ok(guard_wer)
+        eval_wer = evaluate(alpha) if ok else None
         trials.append(AlphaTrial(alpha, eval_wer, guard_wer, ok))
         log.info(
-            "alpha %.2f: eval WER %.2f %%, guard WER %.2f %% (limit %.2f %%)%s",
+            "alpha %.2f: guard WER %.2f %% (limit %.2f %%)%s",
             alpha,
-            eval_wer * 100,
             guard_wer * 100,
             bound.limit * 100,
-            "" if ok else " -- over the limit",
+            f", eval WER {eval_wer * 100:.2f} %" if eval_wer is not None else " -- over the limit",
         )
         if ok:
             return alpha, trials

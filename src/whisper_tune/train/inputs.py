@@ -75,11 +75,14 @@ def load_data(
 
 
 def load_guard(job: JobConfig, processor: Any, feature_cache: str | None) -> Any | None:
-    """PreparedData of the real-speech guard (``data.guard``), or None for ``data.guard: none``.
+    """PreparedData of the real-speech guard (``data.guard``), or None for ``data.guard: none``
+    and for ``data.guard_at: export`` (the guard is then scored only on the export, by the driver).
 
     Raises DataError naming the guard when it is missing or has no usable clip: a run goes on
     without a guard only when asked to.
     """
+    if job.data.guard_at == "export":
+        return None
     manifest = resolve_guard_manifest(job.data.guard, job.data.max_guard_samples)
     if manifest is None:
         return None

@@ -47,6 +47,27 @@ def _make_inputs_require_grad(module: Any, _inputs: Any, output: Any) -> None:
     output.requires_grad_(True)
 
 
+def _freeze_lower_encoder(encoder: Any, n_layers: int) -> None:
+    """Freeze the conv front end and the ``n_layers`` lowest encoder layers (0: nothing).
+
+    The backward pass then stops at the first trainable layer: on a 2-core CPU, tiny.en with its
+    top 2 of 4 layers trainable measured 0.38 vs 0.56 s per 30 s clip (bf16 autocast).
+    """
+    if n_layers <= 0:
+        return
+    layers = encoder.layers
+    if n_layers >= len(layers):
+        from whisper_tune.config import ConfigError
+
+        raise ConfigError(
+            f"train.frozen_encoder_layers: {n_layers} would freeze all {len(layers)} encoder layers "
+            "(use train.strategy decoder to train none)"
+        )
+    for module in (encoder.conv1, encoder.conv2, *layers[:n_layers]):
+        for p in module.parameters():
+            p.requires_grad_(False)
+
+
 def apply_strategy(model: Any, train: TrainSection) -> tuple[Any, StrategyInfo]:
     """Configure ``model`` for ``train.strategy``; returns the (possibly peft-wrapped) model."""
     cfg = model.config
@@ -81,6 +102,7 @@ def apply_strategy(model: Any, train: TrainSection) -> tuple[Any, StrategyInfo]:
         for p in model.get_decoder().parameters():
             p.requires_grad_(False)
         model.get_output_embeddings().weight.requires_grad_(False)
+        _freeze_lower_encoder(model.get_encoder(), train.frozen_encoder_layers)
     elif train.strategy == "lora":
         from peft import LoraConfig, get_peft_model
 

@@ -21,9 +21,20 @@ def toy():
 # ---------------------------------------------------------------- precision
 
 
-def test_resolve_precision_cpu_auto_is_fp32():
+def test_resolve_precision_cpu_auto_follows_hardware_bf16(monkeypatch):
+    monkeypatch.setattr(fp, "cpu_bf16_native", lambda: False)
     assert fp.resolve_precision("auto", "cpu") == "fp32"
     assert fp.resolve_precision("AUTO", torch.device("cpu")) == "fp32"
+    monkeypatch.setattr(fp, "cpu_bf16_native", lambda: True)  # AVX512-BF16 / AMX
+    assert fp.resolve_precision("auto", "cpu") == "bf16"
+    assert fp.resolve_precision("fp32", "cpu") == "fp32"  # an explicit choice wins
+
+
+def test_cpu_bf16_native_matches_torch_probes():
+    from whisper_tune.models.load import cpu_bf16_native
+
+    expected = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert cpu_bf16_native() is bool(expected)
 
 
 def test_resolve_precision_explicit_and_aliases_on_cpu():
@@ -167,7 +178,8 @@ def test_short_context_generate_train_save_reload(toy, tmp_path):
 # ---------------------------------------------------------------- plan
 
 
-def test_plan_and_apply_on_cpu(toy):
+def test_plan_and_apply_on_cpu(toy, monkeypatch):
+    monkeypatch.setattr(fp, "cpu_bf16_native", lambda: False)  # a CPU without hardware bf16
     model, _ = toy
     model.set_attn_implementation("eager")
     model.gradient_checkpointing_enable()
@@ -227,7 +239,7 @@ def test_cpu_plan_is_what_cpu_training_used_before():
     plan = fp.plan_fast_path("cpu", "auto")
     assert (plan.device, plan.precision, plan.compile_scope, plan.dataloader_num_workers) == (
         "cpu",
-        "fp32",
+        fp.resolve_precision("auto", "cpu"),  # bf16 on CPUs with hardware bf16, else fp32
         "none",
         0,
     )

@@ -111,9 +111,17 @@ def test_without_a_guard_the_rule_says_so(tmp_path: Path, tiny_model_dir: Path, 
 
 def test_choose_alpha_takes_the_largest_admissible_and_falls_back_to_the_base() -> None:
     curve = {0.75: (0.10, 0.30), 0.5: (0.15, 0.20), 0.25: (0.20, 0.18)}
-    alpha, trials = choose_alpha(lambda a: curve[a], GuardBound(0.2), alphas=[0.75, 0.5, 0.25])
+    evaluated: list[float] = []
+
+    def evaluate(a: float) -> float:
+        evaluated.append(a)
+        return curve[a][0]
+
+    alpha, trials = choose_alpha(lambda a: curve[a][1], evaluate, GuardBound(0.2), alphas=[0.75, 0.5, 0.25])
     assert alpha == 0.5 and [t.admissible for t in trials] == [False, True]
-    alpha, trials = choose_alpha(lambda a: (0.1, 0.9), GuardBound(0.2), alphas=[0.75, 0.5])
-    assert alpha == 0.0 and len(trials) == 2
+    assert evaluated == [0.5]  # the mix over the guard limit is not scored on the eval set
+    assert [t.eval_wer for t in trials] == [None, 0.15]
+    alpha, trials = choose_alpha(lambda a: 0.9, evaluate, GuardBound(0.2), alphas=[0.75, 0.5])
+    assert alpha == 0.0 and len(trials) == 2 and evaluated == [0.5]
     with pytest.raises(ValueError, match="alphas"):
-        choose_alpha(lambda a: (0.1, 0.1), GuardBound(0.2), alphas=[1.0])
+        choose_alpha(lambda a: 0.1, evaluate, GuardBound(0.2), alphas=[1.0])

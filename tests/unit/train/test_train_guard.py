@@ -31,3 +31,25 @@ def test_without_a_guard_the_score_is_eval_wer():
 def test_guard_off_spellings_match_the_data_layer():
     assert guard_enabled("builtin") and guard_enabled("/data/general.jsonl")
     assert not any(guard_enabled(v) for v in ("none", "off", "False", " "))
+
+
+def test_guard_at_export_skips_the_in_training_guard_and_the_base_evaluation(tmp_path) -> None:
+    """``data.guard_at: export``: workers load no guard, nothing is evaluated before step 1;
+    the export check (train/finalize.py) still scores the guard."""
+    from whisper_tune.config import from_dict
+    from whisper_tune.train.config import JobConfig
+    from whisper_tune.train.fastpath import plan_fast_path
+    from whisper_tune.train.inputs import load_guard
+    from whisper_tune.train.trainer import training_arguments
+
+    def job(guard_at: str) -> JobConfig:
+        data = {"train": "t.jsonl", "eval": "e.jsonl", "guard": "builtin", "guard_at": guard_at}
+        return from_dict(JobConfig, {"model": {"name": "tiny.en"}, "data": data})
+
+    plan = plan_fast_path("cpu", "fp32")
+    every = training_arguments(job("every_eval"), plan, output_dir=str(tmp_path), use_gpu=False)
+    export = training_arguments(job("export"), plan, output_dir=str(tmp_path), use_gpu=False)
+    assert every.eval_on_start and not export.eval_on_start
+    assert load_guard(job("export"), processor=None, feature_cache=None) is None
+    with pytest.raises(Exception, match="guard_at"):
+        job("sometimes")

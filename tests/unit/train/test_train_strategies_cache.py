@@ -53,6 +53,29 @@ def test_encoder_freezes_the_decoder_and_its_output_projection() -> None:
     assert 0 < info.trainable_params < info.total_params
 
 
+def test_encoder_with_frozen_lower_layers_trains_only_the_top_and_backprops() -> None:
+    from whisper_tune.config import ConfigError
+
+    model, info = apply_strategy(_fresh(), TrainSection(strategy="encoder", frozen_encoder_layers=1))
+    enc = model.get_encoder()
+    top = {id(p) for layer in enc.layers[1:] for p in layer.parameters()} | {
+        id(p) for p in enc.layer_norm.parameters()
+    }
+    for p in model.parameters():
+        assert p.requires_grad == (id(p) in top)
+    _, all_enc = apply_strategy(_fresh(), TrainSection(strategy="encoder"))
+    assert 0 < info.trainable_params < all_enc.trainable_params
+    feats = torch.randn(2, model.config.num_mel_bins, 2 * model.config.max_source_positions)
+    labels = torch.tensor([[5, 6, 7], [8, 9, 10]])
+    model(input_features=feats, labels=labels).loss.backward()
+    assert all(p.grad is not None for p in enc.layers[-1].parameters())
+    assert all(p.grad is None for p in enc.conv1.parameters())
+    with pytest.raises(ConfigError, match="frozen_encoder_layers.*all"):
+        apply_strategy(_fresh(), TrainSection(strategy="encoder", frozen_encoder_layers=len(enc.layers)))
+    with pytest.raises(ConfigError, match="frozen_encoder_layers.*strategy encoder"):
+        TrainSection(strategy="decoder", frozen_encoder_layers=1)
+
+
 def test_cross_attention_trains_only_the_decoders_cross_attention() -> None:
     model, info = apply_strategy(_fresh(), TrainSection(strategy="cross_attention"))
     wanted = set()
