@@ -9,6 +9,7 @@ benchmark can use it on a machine that has nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -83,7 +84,7 @@ class WhisperTrainer(Seq2SeqTrainer):
         # generate() calls the model once per token with a growing cache: a training-compiled
         # graph would recompile for each length. Run it eagerly (the graphs are kept).
         t0 = time.perf_counter()
-        with uncompiled(self.model):
+        with uncompiled(self.model), _generate_autocast(self.args):
             out = super().prediction_step(
                 model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs
             )
@@ -91,6 +92,15 @@ class WhisperTrainer(Seq2SeqTrainer):
             torch.cuda.synchronize()  # once per eval batch, so generate_s is the device's time too
         self.generate_s = getattr(self, "generate_s", 0.0) + time.perf_counter() - t0
         return out
+
+
+def _generate_autocast(args: Any) -> Any:
+    """bf16/fp16 autocast around ``generate()``: accelerate's autocast wraps only the model's
+    ``forward``, so the encoder pass generate() makes through ``get_encoder()`` ran in fp32."""
+    half = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else None
+    if half is None or not (torch.cuda.is_available() and torch.cuda.is_initialized()):
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=half)
 
 
 def training_arguments(

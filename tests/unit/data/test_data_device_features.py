@@ -20,7 +20,9 @@ def test_batched_scan_matches_the_per_clip_path_on_every_case(
     m, _bad, good = _crafted(tmp_path, write_wav)
     one = prepare_dataset(str(m), processor, feature_cache=str(tmp_path / "a"))
     batched = prepare_dataset(str(m), processor, feature_cache=str(tmp_path / "b"), feature_device="cpu")
-    assert [s.origin for s in batched.samples] == [s.origin for s in one.samples] == [f"{m}:{i}" for i in good]
+    assert (
+        [s.origin for s in batched.samples] == [s.origin for s in one.samples] == [f"{m}:{i}" for i in good]
+    )
     assert batched.report.skipped == one.report.skipped and batched.report.warnings == one.report.warnings
     assert batched.dataset.cache is not None and one.dataset.cache is not None
     assert batched.dataset.cache.computed == one.dataset.cache.computed == len(good)
