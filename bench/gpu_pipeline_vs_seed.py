@@ -95,6 +95,9 @@ def run_pipeline(
                 fh.write(f"{time.time() - t0:7.1f} {line}")
         rc = proc.wait()
     found: dict[str, Any] = {"rc": rc, "process_wall_s": round(time.time() - t0, 1), "overrides": extra}
+    run_log = work / "runs" / name / "train.log"
+    if run_log.is_file():  # the run's own log (timestamps of each phase) beside the console's
+        log.with_suffix(".train.log").write_text(run_log.read_text(errors="replace")[-200_000:])
     return read_run(work / "runs" / name, t0, found)
 
 
@@ -319,13 +322,14 @@ def eval_rows(n_eval: int, batches: list[int], frames: int = 816, gen_len: int =
                 compute_metrics=make_compute_metrics(processor, "whisper_en"), processing_class=processor,
             )  # fmt: skip
             t_cold = time.time()
-            tr.evaluate()  # warm-up: kernels, workers
+            m0 = tr.evaluate()  # warm-up: kernels, workers
             cold_s = time.time() - t_cold
             m = tr.evaluate()
         rows.append({
             "eval_batch": b, "clips": n_eval, "max_new_tokens": gen_len, "n_frames": frames,
             "eval_samples_per_s": m.get("eval_samples_per_second"), "eval_runtime_s": m.get("eval_runtime"),
             "generate_s": m.get("eval_generate_runtime"), "first_evaluate_s": round(cold_s, 2),
+            "first_generate_s": m0.get("eval_generate_runtime"),
         })  # fmt: skip
         print(json.dumps(rows[-1]), flush=True)
     return rows

@@ -71,6 +71,16 @@ class WhisperTrainer(Seq2SeqTrainer):
             metrics.update(extra)
         return metrics
 
+    def get_eval_dataloader(self, eval_dataset=None):  # type: ignore[no-untyped-def,override]
+        # A compiled run drops the last partial *training* batch (dataloader_drop_last, one shape);
+        # evaluation must score every clip (an eval batch larger than the set dropped all of it).
+        drop = self.args.dataloader_drop_last
+        object.__setattr__(self.args, "dataloader_drop_last", False)
+        try:
+            return super().get_eval_dataloader(eval_dataset)
+        finally:
+            object.__setattr__(self.args, "dataloader_drop_last", drop)
+
     # *args: the signature differs between transformers versions (4.x: none, 5.x: the dataset).
     def _get_train_sampler(self, *args, **kwargs):  # type: ignore[no-untyped-def,override]
         if self.length_sampler is not None:
