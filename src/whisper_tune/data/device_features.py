@@ -53,8 +53,18 @@ def extract_batch(
         clips.append(a)
     if not clips:
         return []
-    out = feature_extractor(clips, sampling_rate=sampling_rate, return_tensors="np", device=device)
-    feats = np.asarray(out["input_features"], dtype=np.float32)
+    torch_path = getattr(feature_extractor, "_torch_extract_fbank_features", None)
+    if torch_path is not None and not getattr(feature_extractor, "do_normalize", False):
+        # the extractor's own torch log-mel on a zero-padded batch: its public __call__ pads and
+        # converts every clip in numpy first (~2.5 ms a clip on one CPU thread, the GPU path's
+        # bottleneck); zero padding to n_samples is what that padding does
+        wave = np.zeros((len(clips), n_max), dtype=np.float32)
+        for i, a in enumerate(clips):
+            wave[i, : a.shape[0]] = a
+        feats = np.asarray(torch_path(wave, device), dtype=np.float32)
+    else:
+        out = feature_extractor(clips, sampling_rate=sampling_rate, return_tensors="np", device=device)
+        feats = np.asarray(out["input_features"], dtype=np.float32)
     return [np.ascontiguousarray(f) for f in feats]
 
 

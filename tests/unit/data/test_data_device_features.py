@@ -44,6 +44,13 @@ def test_extract_batch_checks_like_extract_features(processor: Any) -> None:
     for clip, f in zip(clips, got, strict=True):
         np.testing.assert_allclose(f, extract_features(clip, fe), atol=1e-5)
     assert extract_batch([], fe, "cpu") == []
+    # an extractor that normalizes takes its public __call__ (same result as per clip)
+    import copy
+
+    norm = copy.deepcopy(fe)
+    norm.do_normalize = True
+    for clip, f in zip(clips, extract_batch(clips, norm, "cpu"), strict=True):
+        np.testing.assert_allclose(f, extract_features(clip, norm), atol=1e-5)
     with pytest.raises(ValueError, match="mono"):
         extract_batch([np.zeros((2, 100), np.float32)], fe, "cpu")
     with pytest.raises(ValueError, match="exceeds the 30 s window"):
