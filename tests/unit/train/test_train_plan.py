@@ -108,14 +108,13 @@ def test_compile_pays_from_the_measured_break_even_on() -> None:
     assert _plan(_job(), H200, "small", n_train=30_000).value("compile") == "model"  # 705 steps
 
 
-def test_a_compiled_plan_sizes_the_batch_for_compiled_memory() -> None:
-    """Compiled peaks sat ~15 % under the eager estimate (small 24.4 vs 28.7 GiB, turbo batch 40
-    97.2 vs 115.4), so a memory-limited compiled run gets a bigger batch, still inside the budget."""
+def test_a_compiled_plan_keeps_the_memory_batch() -> None:
+    """Measured (one H200, large-v3-turbo, 30 s, compiled): batch 40 ran 59.5 samples/s at 97 GiB,
+    batch 48 15.4 at 114.6 GiB: compiling does not earn a bigger batch; compile is printed last."""
     eager = _plan(_job(compile=False), H200, "large-v3-turbo", frames=3000)
     compiled = _plan(_job(), H200, "large-v3-turbo", frames=3000)
     assert compiled.value("compile") == "model" and eager.value("compile") is False
-    assert compiled.value("per_device_batch_size") > eager.value("per_device_batch_size") == 40
-    assert "compiled" in compiled.choices["per_device_batch_size"].reason
+    assert compiled.value("per_device_batch_size") == eager.value("per_device_batch_size") == 40
     assert compiled.memory["estimated_peak_gib"] <= compiled.memory["budget_gib"]
     assert list(compiled.choices)[-1] == "compile"
 
