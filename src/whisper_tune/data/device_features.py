@@ -22,9 +22,10 @@ import numpy as np
 __all__ = ["extract_batch", "launcher_feature_device", "scan_batched"]
 
 
-def launcher_feature_device(use_gpu: bool) -> str | None:
-    """``"cuda"`` when the job trains on GPUs and this process sees one, else None (CPU processes)."""
-    if not use_gpu:
+def launcher_feature_device(use_gpu: bool | None) -> str | None:
+    """``"cuda"`` when the job trains on GPUs (``scaling.use_gpu``; None: if there are any) and this
+    process sees one, else None (log-mel on CPU processes)."""
+    if use_gpu is False:
         return None
     import torch
 

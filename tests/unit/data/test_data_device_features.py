@@ -79,3 +79,7 @@ def test_scan_batched_keeps_order_and_bounds_memory_by_chunks() -> None:
     assert [r.p for r in out] == [str(i) for i in range(10)]
     assert [p for p, _ in seen] == ["1", "3", "5", "7", "9"] and fe.calls == [2, 2, 1]
     assert launcher_feature_device(False) is None
+    import torch
+
+    expect = "cuda" if torch.cuda.is_available() else None
+    assert launcher_feature_device(True) == launcher_feature_device(None) == expect
