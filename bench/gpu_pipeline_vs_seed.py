@@ -87,9 +87,17 @@ def run_pipeline(
         "data.guard=none", f"run.storage_path={work / 'runs'}", f"run.name={name}", *extra,
     ]  # fmt: skip
     t0 = time.time()
-    with open(log, "w") as fh:
-        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO).returncode
+    with open(log, "w") as fh:  # each line stamped with seconds since start: where the time went
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "it/s]" not in line and "Loading weights" not in line:
+                fh.write(f"{time.time() - t0:7.1f} {line}")
+        rc = proc.wait()
     found: dict[str, Any] = {"rc": rc, "process_wall_s": round(time.time() - t0, 1), "overrides": extra}
+    run_log = work / "runs" / name / "train.log"
+    if run_log.is_file():  # the run's own log (timestamps of each phase) beside the console's
+        log.with_suffix(".train.log").write_text(run_log.read_text(errors="replace")[-200_000:])
     return read_run(work / "runs" / name, t0, found)
 
 
@@ -129,9 +137,18 @@ def pipeline_summary(found: dict[str, Any], n_train: int, peak: float | None, co
     epochs = float((found.get("last_metrics") or {}).get("epoch", 0) or 0)
     train_s = n_train * epochs / thr["wall_samples_per_s"] if thr.get("wall_samples_per_s") else None
     eval_s = sum(e.get("eval_runtime", 0.0) for e in evals)
+    epoch_s = n_train / thr["wall_samples_per_s"] if thr.get("wall_samples_per_s") else None
     return {
         "step_samples_per_s": thr.get("step_samples_per_s"),
         "wall_samples_per_s": thr.get("wall_samples_per_s"),
+        "warmup_s (first steps: compile when on; not in the rates, in time_to_model)": thr.get("warmup_s"),
+        "epoch_s_from_wall_rate": round(epoch_s, 2) if epoch_s else None,
+        "eval_share_of_epoch (each evaluation / one epoch)": [
+            round(e.get("eval_runtime", 0.0) / epoch_s, 3) for e in evals
+        ]
+        if epoch_s
+        else None,
+        "evals": evals,
         "wall_over_step": round(thr["wall_samples_per_s"] / thr["step_samples_per_s"], 3) if thr else None,
         "mfu_step": lib.model_flops_utilization(thr.get("step_samples_per_s") or 0, flops, peak),
         "peak_mem_gib": thr.get("peak_mem_gib"),
@@ -164,8 +181,9 @@ def run_seed_on_corpus(
     model, processor = load_model(str(work / "small"), attn_implementation="eager")
     cache = next((work / "runs").glob("*/features"), work / "features")
     t0 = time.time()
-    train = prepare_dataset(str(corpus["train"]), processor, feature_cache=str(cache), num_workers=8)
-    evaluation = prepare_dataset(str(corpus["eval"]), processor, feature_cache=str(cache), num_workers=8)
+    # cache hits, read in-process (a spawned pool of 8 took ~3 minutes to start and read them)
+    train = prepare_dataset(str(corpus["train"]), processor, feature_cache=str(cache), num_workers=1)
+    evaluation = prepare_dataset(str(corpus["eval"]), processor, feature_cache=str(cache), num_workers=1)
     prep_s = time.time() - t0
     plan = lib.seed_plan("cuda", workers=4)
     fp.apply_fast_path(model, plan)
@@ -219,7 +237,9 @@ def project_seed(
     }
 
 
-def shape_rows(shape: str, peak: float | None, steps: int, only: str = "") -> list[dict[str, Any]]:
+def shape_rows(
+    shape: str, peak: float | None, steps: int, only: str = "", compile_plan: bool = False
+) -> list[dict[str, Any]]:
     """The plan's run (30 s and short context) and the seed recipe (30 s) for one shape."""
     from whisper_tune.models.random_init import make_random_whisper
     from whisper_tune.train import fastpath as fp
@@ -245,13 +265,15 @@ def shape_rows(shape: str, peak: float | None, steps: int, only: str = "") -> li
             note = {k: c.value for k, c in gp.choices.items()} | {
                 "estimated_peak_gib": gp.memory["estimated_peak_gib"]
             }
-            plan = fp.plan_fast_path("cuda", "bf16", n_frames=frames, compile="none", num_workers=4)
+            scope = "model" if compile_plan else "none"
+            plan = fp.plan_fast_path("cuda", "bf16", n_frames=frames, compile=scope, num_workers=4)
             fp.apply_fast_path(model, plan)
         ds = lib.SyntheticFeatures(batch * (steps + 4), int(model.config.num_mel_bins), 51864, 20, 40)
         timer = _timer(batch, warmup=3 if recipe == "plan" else 2)
         n = steps if recipe == "plan" else max(4, steps // 2)
         t_job = lib.trainer_job(batch, max_steps=n + timer.warmup, total_steps=n + timer.warmup)
         err = None
+        t_run = time.time()
         try:
             lib.run_product_trainer(model, plan, t_job, ds, lib.FeatureCollate(frames), [timer])
         except torch.OutOfMemoryError as exc:
@@ -263,13 +285,16 @@ def shape_rows(shape: str, peak: float | None, steps: int, only: str = "") -> li
             "step_samples_per_s": thr.get("step_samples_per_s"), "wall_samples_per_s": thr.get("wall_samples_per_s"),
             "mfu_step": lib.model_flops_utilization(thr.get("step_samples_per_s") or 0, flops, peak),
             "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2), "plan": note, "error": err,
+            "compile": plan.compile_scope, "run_s (incl. warm-up/compile)": round(time.time() - t_run, 1),
         })  # fmt: skip
         print(json.dumps(rows[-1]), flush=True)
         del model, ds
     return rows
 
 
-def eval_rows(n_eval: int, batches: list[int], frames: int = 816, gen_len: int = 39) -> list[dict[str, Any]]:
+def eval_rows(
+    n_eval: int, batches: list[int], frames: int = 816, gen_len: int = 39, profile_to: Path | None = None
+) -> list[dict[str, Any]]:
     """The product's evaluation (``WhisperTrainer.evaluate``: predict-with-generate + WER) of a
     random whisper-small at the short context on ``n_eval`` clips, per eval batch size: eval
     samples/s and the seconds inside ``generate`` (the rest is data, decoding and scoring)."""
@@ -298,12 +323,27 @@ def eval_rows(n_eval: int, batches: list[int], frames: int = 816, gen_len: int =
                 model=model, args=args, eval_dataset=ds, data_collator=TensorBatches(50257, None),
                 compute_metrics=make_compute_metrics(processor, "whisper_en"), processing_class=processor,
             )  # fmt: skip
-            tr.evaluate()  # warm-up: kernels, workers
+            t_cold = time.time()
+            if profile_to is not None:  # where the first evaluation's extra seconds go (host side)
+                import cProfile
+                import io
+                import pstats
+
+                prof = cProfile.Profile()
+                m0 = prof.runcall(tr.evaluate)
+                text = io.StringIO()
+                pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(60)
+                profile_to.write_text(text.getvalue())
+                profile_to = None
+            else:
+                m0 = tr.evaluate()  # warm-up: kernels, workers
+            cold_s = time.time() - t_cold
             m = tr.evaluate()
         rows.append({
             "eval_batch": b, "clips": n_eval, "max_new_tokens": gen_len, "n_frames": frames,
             "eval_samples_per_s": m.get("eval_samples_per_second"), "eval_runtime_s": m.get("eval_runtime"),
-            "generate_s": m.get("eval_generate_runtime"),
+            "generate_s": m.get("eval_generate_runtime"), "first_evaluate_s": round(cold_s, 2),
+            "first_generate_s": m0.get("eval_generate_runtime"),
         })  # fmt: skip
         print(json.dumps(rows[-1]), flush=True)
     return rows
@@ -318,17 +358,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed-steps", type=int, default=40)
     ap.add_argument("--seed-eval", type=int, default=64)
     ap.add_argument(
-        "--pipeline", default="shipped", help="comma list: shipped, compiled (train.compile=true)"
+        "--pipeline",
+        default="shipped",
+        help="comma list: shipped, compiled (train.compile=true), or NAME=override+override",
     )
     ap.add_argument(
         "--shapes", default="", help="comma list of larger shapes, e.g. medium,large-v3,large-v3-turbo"
     )
     ap.add_argument("--shape-steps", type=int, default=10)
+    ap.add_argument("--shape-compile", action="store_true", help="the plan rows compile the model")
     ap.add_argument("--shape-frames", default="", help="e.g. plan@816+seed@3000 (default: all three runs)")
     ap.add_argument("--peak-flops", type=float, default=None)
     ap.add_argument(
         "--eval-batches", default="", help="comma list: time evaluation alone at these eval batches"
     )
+    ap.add_argument("--profile-eval", action="store_true", help="cProfile the first evaluation")
     ap.add_argument("--skip-pipeline", action="store_true", help="no pipeline or seed run (shapes/eval only)")
     args = ap.parse_args(argv)
     from transformers import WhisperConfig
@@ -347,11 +391,16 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     if args.eval_batches:
-        result["eval"] = eval_rows(args.n_eval, [int(b) for b in args.eval_batches.split(",")])
+        prof = out.with_name(f"{out.stem}_first_eval_profile.txt") if args.profile_eval else None
+        result["eval"] = eval_rows(
+            args.n_eval, [int(b) for b in args.eval_batches.split(",")], profile_to=prof
+        )
         save()
     if args.skip_pipeline:
         for shape in [x for x in args.shapes.split(",") if x]:
-            result["shapes"].extend(shape_rows(shape, peak, args.shape_steps, args.shape_frames))
+            result["shapes"].extend(
+                shape_rows(shape, peak, args.shape_steps, args.shape_frames, args.shape_compile)
+            )
             save()
         return 0
     corpus = make_corpus(work / "corpus", args.n_train, args.n_eval)
@@ -363,7 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     save()
     for variant in [v for v in args.pipeline.split(",") if v]:
-        extra = ["train.compile=true"] if variant == "compiled" else []
+        name, _, spec = variant.partition("=")
+        extra = ["train.compile=true"] if name == "compiled" else [o for o in spec.split("+") if o]
+        variant = name
         found = run_pipeline(
             work, corpus, f"pipe_{variant}", extra, out.with_name(f"{out.stem}_{variant}.log")
         )
@@ -398,7 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     save()
     for shape in [x for x in args.shapes.split(",") if x]:
         try:
-            result["shapes"].extend(shape_rows(shape, peak, args.shape_steps))
+            result["shapes"].extend(
+                shape_rows(shape, peak, args.shape_steps, args.shape_frames, args.shape_compile)
+            )
         except Exception as exc:
             result["shapes"].append({"shape": shape, "error": f"{type(exc).__name__}: {exc}"[:500]})
         save()

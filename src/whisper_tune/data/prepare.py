@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 from whisper_tune.data import timestamps
 from whisper_tune.data.audio import SAMPLE_RATE, AudioCheck, AudioError, AudioInfo, decode_audio
 from whisper_tune.data.checks import DataReport
+from whisper_tune.data.device_features import scan_batched
 from whisper_tune.data.features import FeatureCache, extract_features, file_sha256
 from whisper_tune.data.longform import LongFormOptions, read_window, scan_long_form
 from whisper_tune.data.manifest import LoadResult, Sample, load_manifests
@@ -126,13 +127,14 @@ class _ScanResult:
     content_frames: int = 0
     hit: bool = False
     computed: bool = False
+    audio: Any = None  # decoded clip awaiting batched features (device_features.scan_batched)
 
 
 def _frames_for(duration: float, hop: int = 160) -> int:
     return min(3000, int(math.ceil(duration * SAMPLE_RATE / hop)) + 1)
 
 
-def _scan_one(path: str) -> _ScanResult:
+def _scan_one(path: str, defer: bool = False) -> _ScanResult:
     fe, cache, check = _W["fe"], _W.get("cache"), _W["check"]
     key: str | None = None
     try:
@@ -154,6 +156,8 @@ def _scan_one(path: str) -> _ScanResult:
         feats = None
         frames = _frames_for(info.duration)
         if cache is not None and key is not None:
+            if skip is None and defer:  # features computed in a batch, then stored by _finish
+                return _ScanResult(key, info, content_frames=frames, audio=audio)
             if skip is None:
                 feats = extract_features(audio, fe)
             stored = cache.put(key, info, feats)
@@ -164,6 +168,11 @@ def _scan_one(path: str) -> _ScanResult:
     except Exception as exc:  # one odd file must not stop the run
         log.warning("unexpected error on %s", path, exc_info=True)
         return _ScanResult(key, None, "unreadable_audio", f"{path}: {type(exc).__name__}: {exc}")
+
+
+def _finish(r: _ScanResult, feats: np.ndarray) -> None:
+    stored = _W["cache"].put(r.key, r.info, feats)
+    r.content_frames, r.computed, r.audio = stored.content_frames or r.content_frames, True, None
 
 
 def _scan_parallel(
@@ -222,6 +231,7 @@ def scan(
     check: AudioCheck | None = None,
     load_kwargs: dict[str, Any] | None = None,
     long_form: LongFormOptions | None = None,
+    feature_device: str | None = None,
 ) -> tuple[list[Sample], list[_Entry], DataReport, FeatureCache | None]:
     """All checks, no raising on an empty result (``data check`` wants the report anyway).
 
@@ -278,7 +288,10 @@ def scan(
     cache = FeatureCache(feature_cache, fe) if feature_cache else None
     paths = [s.audio for s, _ in candidates]
     results: list[_ScanResult] | None = None
-    if num_workers > 1 and len(paths) >= MIN_ITEMS_PER_WORKER * 2:
+    if feature_device is not None and cache is not None:  # threads decode, the device does log-mel
+        _W.update(fe=fe, cache=cache, check=check)
+        results = scan_batched(paths, lambda p: _scan_one(p, True), _finish, fe, feature_device)
+    elif num_workers > 1 and len(paths) >= MIN_ITEMS_PER_WORKER * 2:
         results = _scan_parallel(paths, num_workers, fe, cache, check)
     if results is None:
         _init_worker(fe, cache, check)
@@ -357,6 +370,7 @@ def prepare_dataset(
     load_kwargs: dict[str, Any] | None = None,
     timestamp_share: float = 0.0,
     long_form: LongFormOptions | None = None,
+    feature_device: str | None = None,
 ) -> PreparedData:
     """Checked, lazily-featurized dataset + report; raises DataError if nothing is usable.
 
@@ -367,7 +381,9 @@ def prepare_dataset(
     ``timestamp_share``: this share of the clips (stable by id) gets timestamped labels
     (``whisper_tune.data.timestamps``); ``report.settings["timestamped"]`` counts them.
     ``long_form``: how long recordings are windowed (channels, timestamp/prev-text shares);
-    None: down-mixed windows with plain ``<|notimestamps|>`` labels.
+    None: down-mixed windows with plain ``<|notimestamps|>`` labels. ``feature_device`` (e.g.
+    ``"cuda"``): features missing from ``feature_cache`` are computed in batches there
+    (``data/device_features.py``) instead of by ``num_workers`` CPU processes.
     """
     if not 0.0 <= timestamp_share <= 1.0:
         raise DataError(f"timestamp_share must be in [0, 1], got {timestamp_share}")
@@ -382,6 +398,7 @@ def prepare_dataset(
         check=check,
         load_kwargs=load_kwargs,
         long_form=long_form,
+        feature_device=feature_device,
     )
     if not usable:
         raise DataError("no usable rows in the data:\n" + report.summary())

@@ -54,7 +54,9 @@ class Throughput(TrainerCallback):
     only where a segment of steps ends (before an evaluation or save, and at the end): a
     synchronisation per step would itself starve the GPU, since the CPU could no longer queue
     step n+1 while step n runs. Written into the run's ``fast_path.json`` (``run_dir``; None:
-    kept in memory only, see :meth:`summary`) so runs can be compared.
+    kept in memory only, see :meth:`summary`) so runs can be compared. ``warmup_s``: seconds from
+    the start of training to the end of the ``warmup`` steps (``torch.compile``'s tracing and code
+    generation happen there), so a compiled run's one-off cost is on record beside its rate.
     """
 
     def __init__(self, global_batch: int, run_dir: Path | None, warmup: int = 2) -> None:
@@ -70,6 +72,11 @@ class Throughput(TrainerCallback):
         self._cuda = False
         self._last_done = 0  # global_step at the last step end
         self._timing = False
+        self._train_begin: float | None = None
+        self.warmup_s: float | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self._train_begin = time.perf_counter()
 
     def on_step_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
         self._cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
@@ -88,6 +95,10 @@ class Throughput(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
         self._last_done = int(state.global_step)
+        if self._last_done == self.warmup and self.warmup_s is None and self._train_begin is not None:
+            if torch.cuda.is_available() and torch.cuda.is_initialized():
+                torch.cuda.synchronize()
+            self.warmup_s = round(time.perf_counter() - self._train_begin, 2)
         if not self._timing or self._seg_start is None:
             return
         if self._cuda and self._events:
@@ -132,6 +143,8 @@ class Throughput(TrainerCallback):
             "step_samples_per_s": round(self.steps * self.global_batch / max(self.step_time, 1e-9), 2),
             "wall_samples_per_s": round(self.steps * self.global_batch / max(self.wall, 1e-9), 2),
             "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if self._cuda else None,
+            "warmup_steps": self.warmup,
+            "warmup_s": self.warmup_s,
         }
 
     def on_train_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]

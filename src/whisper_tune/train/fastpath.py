@@ -359,6 +359,9 @@ def apply_fast_path(model: Any, plan: FastPathPlan) -> Any:
         set_checkpointing(model, True)
     elif is_checkpointing(model):
         set_checkpointing(model, False)
+    if plan.device == "cuda":
+        # fp32 matmuls outside autocast (generate()'s encoder pass in evaluation) on TF32 cores
+        torch.backends.cuda.matmul.allow_tf32 = True
     if plan.compile_scope == "model":
         compile_model(model)
     elif plan.compile_scope == "encoder":

@@ -27,12 +27,18 @@ log = logging.getLogger(__name__)
 
 
 def load_data(
-    job: JobConfig, processor: Any, feature_cache: str | None, num_workers: int | None = None
+    job: JobConfig,
+    processor: Any,
+    feature_cache: str | None,
+    num_workers: int | None = None,
+    feature_device: str | None = None,
 ) -> tuple[Any, Any]:
     """PreparedData for the train and eval manifests (raises DataError with the report).
 
     ``num_workers``: scan processes (default ``data.num_workers``); a training worker passes 1,
-    since the launcher filled the feature cache and a spawned pool costs more than cache reads."""
+    since the launcher filled the feature cache and a spawned pool costs more than cache reads.
+    ``feature_device``: compute missing features in batches on that device (the launcher passes
+    ``"cuda"`` for a GPU job on a machine with one: ``data/device_features.py``)."""
     d = job.data
     load_kwargs: dict[str, Any] = {}
     if d.text_column:
@@ -60,6 +66,7 @@ def load_data(
                 max_duration_s=job.train.max_clip_seconds(),
                 feature_cache=feature_cache,
                 num_workers=num_workers or d.num_workers,
+                feature_device=feature_device,
                 load_kwargs=load_kwargs or None,
                 # timestamped labels only for training; eval stays <|notimestamps|> like the guard
                 timestamp_share=d.timestamp_share if train else 0.0,

@@ -136,6 +136,7 @@ def _init_ray(cfg: JobConfig) -> tuple[bool, dict[str, float]]:
 
 def _prepare_data(cfg: JobConfig, run_dir: Path) -> None:
     """Feature-extract train+eval once into the run's cache and write the data reports."""
+    from whisper_tune.data.device_features import launcher_feature_device
     from whisper_tune.train import _deps
     from whisper_tune.train.inputs import load_data, load_guard
 
@@ -143,7 +144,8 @@ def _prepare_data(cfg: JobConfig, run_dir: Path) -> None:
     if cfg.model.language:
         processor.tokenizer.set_prefix_tokens(language=cfg.model.language, task=cfg.model.task)
     cache = cfg.data.feature_cache or str(run_dir / "features")
-    train, evaluation = load_data(cfg, processor, cache)
+    device = launcher_feature_device(cfg.scaling.use_gpu)  # log-mel on the GPU when there is one
+    train, evaluation = load_data(cfg, processor, cache, feature_device=device)
     train.report.write(run_dir)
     evaluation.report.write(run_dir / "eval_data_report")
     guard = load_guard(cfg, processor, cache)  # builds the built-in guard once, before the workers

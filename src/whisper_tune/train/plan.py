@@ -51,9 +51,13 @@ MAX_AUTO_BATCH = 128  # measured: batch 112 vs 88 at 30 s gave 264.7 vs 263.1 sa
 MAX_EVAL_BATCH = 512  # predict-with-generate is launch-bound per token: one big batch beats two
 MIN_STEPS_PER_EPOCH = 32  # a bigger batch than this allows trades too many optimizer steps away
 SHORTEN_BELOW = 0.8  # shorten the context when it keeps at most this share of the 3000 frames
-COMPILE_SPEEDUP = 0.31  # measured time saved per step by torch.compile (647 -> 943 samples/s)
-COMPILE_COST_S = 40.0  # measured 23-62 s of warm-up for whisper-small (+ 1 s per layer here)
-EAGER_MFU = 0.2  # uncompiled share of peak, for the step-time estimate that decides compile
+# torch.compile, measured in `whisper-tune train` on one H200 (whisper-small, 816 frames, batch 128,
+# one graph: full-width label batches): 684.7 -> 1061.7 samples/s per step (35 % of the step time
+# saved), and the first two steps took 32.4 s compiled vs 4.0 s eager (28 s of compile).
+COMPILE_SPEEDUP = 0.35  # share of each step's time saved by torch.compile
+COMPILE_COST_S = 16.0  # one-off compile seconds: this + COMPILE_S_PER_LAYER per layer (small: 28 s)
+COMPILE_S_PER_LAYER = 0.5
+EAGER_MFU = 0.2  # uncompiled share of peak, for the step-time estimate (measured 19.3 % above)
 DEFAULT_PEAK = 300e12  # FLOP/s assumed for a GPU missing from PEAKS
 # Dense bf16 tensor-core peaks (vendor data sheets), matched as substrings of the device name.
 PEAKS: tuple[tuple[str, float], ...] = (
@@ -302,6 +306,9 @@ def make_plan(
         )
         why = f"{limit}: {fit} fit ({per_sample / GIB:.2f} GiB per sample at {n_frames} frames)"
         ch["per_device_batch_size"] = Choice(batch, why)
+    # Not done: a bigger batch for a compiled run (its peaks sat ~15 % under the eager estimate).
+    # Measured on one H200, large-v3-turbo at 30 s compiled: batch 40 ran 59.5 samples/s at 97 GiB,
+    # batch 48 15.4 samples/s at 114.6 GiB (the allocator at the card's edge). Memory sets the batch.
     if t.eval_batch_size is not None:
         ch["eval_batch_size"] = Choice(t.eval_batch_size, "set in the config", "config")
     else:
@@ -413,8 +420,11 @@ def _choose_compile(
     flops = 3.0 * _forward_flops(model, n_frames, label_len) * batch
     step_s = flops / (gpu.peak_flops * EAGER_MFU)
     saved = COMPILE_SPEEDUP * step_s * steps
-    cost = COMPILE_COST_S + model.encoder_layers + model.decoder_layers
-    why = f"{steps} steps x ~{step_s:.2f} s: compiling saves ~{saved:.0f} s vs ~{cost:.0f} s to compile"
+    cost = COMPILE_COST_S + COMPILE_S_PER_LAYER * (model.encoder_layers + model.decoder_layers)
+    why = (
+        f"{steps} steps x ~{step_s:.2f} s: compiling saves ~{saved:.0f} s vs ~{cost:.0f} s to compile "
+        f"(break-even ~{math.ceil(cost / max(COMPILE_SPEEDUP * step_s, 1e-9))} steps)"
+    )
     return Choice("model" if saved > cost else "none", why)
 
 

@@ -9,6 +9,7 @@ benchmark can use it on a machine that has nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -70,6 +71,16 @@ class WhisperTrainer(Seq2SeqTrainer):
             metrics.update(extra)
         return metrics
 
+    def get_eval_dataloader(self, eval_dataset=None):  # type: ignore[no-untyped-def,override]
+        # A compiled run drops the last partial *training* batch (dataloader_drop_last, one shape);
+        # evaluation must score every clip (an eval batch larger than the set dropped all of it).
+        drop = self.args.dataloader_drop_last
+        object.__setattr__(self.args, "dataloader_drop_last", False)
+        try:
+            return super().get_eval_dataloader(eval_dataset)
+        finally:
+            object.__setattr__(self.args, "dataloader_drop_last", drop)
+
     # *args: the signature differs between transformers versions (4.x: none, 5.x: the dataset).
     def _get_train_sampler(self, *args, **kwargs):  # type: ignore[no-untyped-def,override]
         if self.length_sampler is not None:
@@ -83,7 +94,7 @@ class WhisperTrainer(Seq2SeqTrainer):
         # generate() calls the model once per token with a growing cache: a training-compiled
         # graph would recompile for each length. Run it eagerly (the graphs are kept).
         t0 = time.perf_counter()
-        with uncompiled(self.model):
+        with uncompiled(self.model), _generate_autocast(self.args):
             out = super().prediction_step(
                 model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs
             )
@@ -91,6 +102,15 @@ class WhisperTrainer(Seq2SeqTrainer):
             torch.cuda.synchronize()  # once per eval batch, so generate_s is the device's time too
         self.generate_s = getattr(self, "generate_s", 0.0) + time.perf_counter() - t0
         return out
+
+
+def _generate_autocast(args: Any) -> Any:
+    """bf16/fp16 autocast around ``generate()``: accelerate's autocast wraps only the model's
+    ``forward``, so the encoder pass generate() makes through ``get_encoder()`` ran in fp32."""
+    half = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else None
+    if half is None or not (torch.cuda.is_available() and torch.cuda.is_initialized()):
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=half)
 
 
 def training_arguments(

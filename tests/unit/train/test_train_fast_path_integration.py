@@ -112,6 +112,33 @@ def test_group_by_length_trainer_sees_every_sample_once(tmp_path: Path, tiny_mod
     assert spread < 0.5 * 5 * (max(lengths) - min(lengths))
 
 
+def test_compiled_runs_drop_the_last_train_batch_but_evaluate_every_clip(tmp_path: Path) -> None:
+    from transformers import Seq2SeqTrainingArguments
+
+    from whisper_tune.models.random_init import make_random_whisper
+    from whisper_tune.train.trainer import WhisperTrainer
+
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=8,
+        dataloader_drop_last=True,  # what training_args_overrides sets for a compiled model
+        use_cpu=True,
+        report_to="none",
+        remove_unused_columns=False,
+    )
+    trainer = WhisperTrainer(
+        model=make_random_whisper("test")[0],
+        args=args,
+        train_dataset=list(range(6)),
+        eval_dataset=list(range(5)),
+        data_collator=lambda rows: {"ids": list(rows)},
+    )
+    assert [len(b["ids"]) for b in trainer.get_train_dataloader()] == [4]
+    assert [b["ids"] for b in trainer.get_eval_dataloader()] == [[0, 1, 2, 3, 4]]
+    assert trainer.args.dataloader_drop_last is True
+
+
 def test_restore_full_context_rebuilds_whispers_table() -> None:
     from whisper_tune.models.random_init import make_random_whisper
     from whisper_tune.runs import restore_full_context
