@@ -61,6 +61,7 @@ class DemoConfig:
     pack_share: float = 0.0  # clips packed into 30 s windows (data.pack_share); 0.5 cost guard WER here
     ct2_export: bool = True
     calls: int = 1  # synthetic 1-minute two-channel calls decoded long-form in the report (0 = none)
+    train_calls: int = 2  # other synthetic 1-2 minute calls cut into timestamped training windows (0 = none)
     redact: bool = True  # report.redact: card/account/phone numbers and e-mails masked in the report
     extra_overrides: list[str] = field(default_factory=list)
 
@@ -97,14 +98,17 @@ def _steps_per_epoch(train_clips: int, workers: int, batch: int) -> int:
     return max(1, -(-train_clips // (workers * batch)))
 
 
-def job_config_dict(cfg: DemoConfig, corpus: Path, train_clips: int, use_gpu: bool) -> dict[str, Any]:
-    """The training job the demo runs (written to the run dir as config.yaml)."""
+def job_config_dict(
+    cfg: DemoConfig, corpus: Path, train_clips: int, use_gpu: bool, calls: Path | None = None
+) -> dict[str, Any]:
+    """The training job the demo runs (written to the run dir as config.yaml); ``calls``: the
+    segments manifest of the training calls, cut into <= 30 s windows beside the clips."""
     steps_per_epoch = _steps_per_epoch(_train_items(train_clips, cfg.pack_share), cfg.workers, cfg.batch_size)
     eval_steps = max(1, int(round(steps_per_epoch * cfg.eval_every_epochs)))
     return {
         "model": {"name": cfg.model},
         "data": {
-            "train": str(corpus / "train.jsonl"),
+            "train": [str(corpus / "train.jsonl"), str(calls)] if calls else str(corpus / "train.jsonl"),
             "eval": str(corpus / "validation.jsonl"),
             "max_eval_samples": cfg.eval_clips,
             "guard": cfg.guard,
@@ -127,7 +131,7 @@ def job_config_dict(cfg: DemoConfig, corpus: Path, train_clips: int, use_gpu: bo
             "save_steps": eval_steps,
             "logging_steps": max(1, min(10, steps_per_epoch // 2)),
             "precision": "auto",
-            "generation_max_length": 128,
+            "generation_max_length": "auto",  # longest label x 1.25 + 16: no runaway 128-token decodes
             "weight_decay": 0.01,
             "kl_to_base": cfg.kl_to_base,
         },
@@ -172,12 +176,20 @@ def _cuda() -> bool:
         return False
 
 
-def _eval_precision(use_gpu: bool) -> str:
-    """bfloat16 on a CPU that does bf16 in hardware (the run trained in it; 2-4x faster decoding,
-    the same guard WER measured), else ``auto`` (the rule ``evaluate`` and ``serve`` use)."""
-    from whisper_tune.models.load import cpu_bf16_native
+def _train_calls(corpus: Path, cfg: DemoConfig) -> Path | None:
+    """``cfg.train_calls`` calls (1-2 min, another seed than the report's call) for training."""
+    from whisper_tune.data.synth.calls import CallsConfig, synthesize_calls
 
-    return "bfloat16" if not use_gpu and cpu_bf16_native() else "auto"
+    if cfg.train_calls < 1:
+        return None
+    calls = corpus / "calls_train"
+    if not (calls / "segments.jsonl").is_file():
+        synthesize_calls(
+            CallsConfig(
+                out=str(calls), calls=cfg.train_calls, seed=cfg.seed + 1, minutes=(1.0, 2.0), overwrite=True
+            )
+        )
+    return calls / "segments.jsonl"
 
 
 def _demo_calls(corpus: Path, cfg: DemoConfig) -> Path | None:
@@ -240,7 +252,9 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
         1 for line in (corpus / "train.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()
     )
     use_gpu = _cuda()
-    job = job_config_dict(cfg, corpus, train_clips, use_gpu)
+    t0 = time.perf_counter()
+    job = job_config_dict(cfg, corpus, train_clips, use_gpu, _train_calls(corpus, cfg))
+    timings["synthesis"] += time.perf_counter() - t0
     job = apply_overrides(job, cfg.extra_overrides)
     job_cfg = from_dict(JobConfig, job)
     console.say(
@@ -286,7 +300,6 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
             prompt_baseline="terms",
             longform=_demo_calls(corpus, cfg),
             redact=cfg.redact,
-            precision=_eval_precision(use_gpu),
         )
     shown.close(f"test WER {_pct(result.base.wer)} -> {_pct(result.tuned.wer)}")
     timings["evaluation"] = time.perf_counter() - t0

@@ -95,7 +95,7 @@ def choose_alpha(
 
     ``guard(alpha)`` is the guard WER of the interpolated model; ``evaluate(alpha)`` its eval WER,
     asked only of the admissible mix (a mix over the limit is never exported, and on a 2-core CPU
-    each skipped eval pass saves ~15 s of the demo).
+    each skipped eval pass saves ~20 s of the demo).
     """
     trials: list[AlphaTrial] = []
     for alpha in alphas:

@@ -36,7 +36,7 @@ __all__ = ["TrainOutcome", "launch", "prepare_run_dir"]
 
 log = logging.getLogger(__name__)
 
-_ALPHA_SCORED = "alpha %.2f: eval WER %.2f %%, guard WER %.2f %% (limit %.2f %%)%s"  # guard_select's line
+_ALPHA_SCORED = "alpha %.2f: guard WER %.2f %% (limit %.2f %%)%s"  # guard_select's line
 _FORWARDED_ENV = (
     "HF_HUB_OFFLINE",
     "TRANSFORMERS_OFFLINE",

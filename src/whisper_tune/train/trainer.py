@@ -108,9 +108,12 @@ def _generate_autocast(args: Any) -> Any:
     """bf16/fp16 autocast around ``generate()``: accelerate's autocast wraps only the model's
     ``forward``, so the encoder pass generate() makes through ``get_encoder()`` ran in fp32."""
     half = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else None
-    if half is None or not (torch.cuda.is_available() and torch.cuda.is_initialized()):
+    if half is None:
         return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=half)
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.autocast("cuda", dtype=half)
+    # a CPU worker trains in bf16 only where the CPU does it in hardware (fastpath.resolve_precision)
+    return torch.autocast("cpu", dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
 
 
 def training_arguments(

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from whisper_tune.train.config import JobConfig
+from whisper_tune.train.fastpath import resolve_precision
 from whisper_tune.train.plan import (
     GIB,
     GpuFacts,
@@ -172,7 +173,7 @@ def test_cpu_plan_and_summary() -> None:
     assert (plan.value("deepspeed"), plan.value("per_device_batch_size"), plan.value("precision")) == (
         "none",
         8,
-        "fp32",
+        resolve_precision("auto", "cpu"),  # bf16 where the CPU does it in hardware, else fp32
     )
     assert plan.value("compile") == "none"
     text = plan.summary()

@@ -19,6 +19,7 @@ import torch
 from whisper_tune.train import recipe, run_files
 from whisper_tune.train.callbacks import FinalEvalSave, LocalCheckpoints, Throughput
 from whisper_tune.train.config import JobConfig
+from whisper_tune.train.fastpath import resolve_precision
 
 TEXTS = ["freeze my card please", "what is my balance", "send money with zelle", "i lost my debit card"]
 
@@ -91,7 +92,7 @@ def test_setup_worker_without_ray(tmp_path: Path, tiny_model_dir: Path, corpus: 
     cfg = recipe.WorkerConfig.from_mapping(_config(tiny_model_dir, corpus, tmp_path / "run", torch_threads=1))
     assert cfg.run_dir == tmp_path / "run" and cfg.use_ray is False and cfg.job.train.max_steps == 4
     worker = recipe.setup_worker(cfg)
-    assert (worker.device, worker.precision, worker.threads) == ("cpu", "fp32", 1)
+    assert (worker.device, worker.precision, worker.threads) == ("cpu", resolve_precision("auto", "cpu"), 1)
     assert worker.info == recipe.WorkerInfo() and not worker.use_gpu
     assert torch.get_num_threads() == 1
     # asked for a GPU on a machine without CUDA: trains on CPU
@@ -128,7 +129,7 @@ def test_model_data_plan_apply(tmp_path: Path, tiny_model_dir: Path, corpus: dic
     fast = train_plan.fast_path
     assert (fast.device, fast.precision, fast.compile_scope, fast.attn_implementation) == (
         "cpu",
-        "fp32",
+        resolve_precision("auto", "cpu"),  # bf16 on CPUs with hardware bf16
         "none",
         "sdpa",
     )
