@@ -100,6 +100,33 @@ def _add_guard_parser(sub: Any) -> None:
     g.set_defaults(func=_cmd_guard)
 
 
+def _cmd_join(args: argparse.Namespace) -> int:
+    from whisper_tune.data.joined import join_clips
+
+    res = join_clips(args.manifest, args.out, seconds=args.seconds, seed=args.seed)
+    print(f"{res.clips} clips -> {res.recordings} recordings ({res.seconds:.0f} s): {res.manifest}")
+    for line in res.skipped:
+        print(f"skipped {line}")
+    return 0
+
+
+def _add_join_parser(sub: Any) -> None:
+    j = sub.add_parser(
+        "join",
+        help="join short clips into long recordings with reference segments (long-form evaluation)",
+        description=(
+            "Joins the clips of MANIFEST (seeded order, 0.4-0.9 s pauses) into recordings of at least "
+            "--seconds each: --out/audio/joined_NNN.wav and --out/longform.jsonl, whose segments are the "
+            "clips' exact spans; score them with `evaluate --longform` / `compare --longform`."
+        ),
+    )
+    j.add_argument("manifest", help="a manifest of short clips (e.g. the real-speech guard's)")
+    j.add_argument("--out", required=True, help="output folder")
+    j.add_argument("--seconds", type=float, default=60.0, help="least length of a recording (default 60)")
+    j.add_argument("--seed", type=int, default=0)
+    j.set_defaults(func=_cmd_join)
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("data", help="check data sets; make a synthetic corpus")
     sub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
@@ -139,6 +166,7 @@ def register(subparsers: Any) -> None:
     )
     c.set_defaults(func=_cmd_check)
     _add_guard_parser(sub)
+    _add_join_parser(sub)
 
     try:
         synth_cli = importlib.import_module("whisper_tune.data.synth.cli")
