@@ -105,6 +105,10 @@ def job_config_dict(
     segments manifest of the training calls, cut into <= 30 s windows beside the clips."""
     steps_per_epoch = _steps_per_epoch(_train_items(train_clips, cfg.pack_share), cfg.workers, cfg.batch_size)
     eval_steps = max(1, int(round(steps_per_epoch * cfg.eval_every_epochs)))
+    if calls is not None and cfg.eval_every_epochs >= cfg.epochs:
+        # the call windows add steps the clip count does not see: one evaluation per run is the
+        # last step's (FinalEvalSave), not a periodic one a step or two before it as well
+        eval_steps = 2 * steps_per_epoch * max(1, int(cfg.epochs + 0.999))
     return {
         "model": {"name": cfg.model},
         "data": {

@@ -30,6 +30,16 @@ def test_demo_job_config_is_valid(tmp_path: Path, size: str) -> None:
     assert job.scaling.num_workers == cfg.workers
     assert job.data.train.endswith("train.jsonl") and job.data.eval.endswith("validation.jsonl")
     assert job.run.storage_path == str(Path(cfg.out) / "runs")
+    assert job.data.guard_at == "export" and job.train.generation_max_length == "auto"
+
+
+def test_demo_trains_on_call_windows_with_one_evaluation(tmp_path: Path) -> None:
+    calls = tmp_path / "calls_train" / "segments.jsonl"
+    cfg = DemoConfig(out=str(tmp_path))
+    job = from_dict(JobConfig, job_config_dict(cfg, tmp_path, train_clips=800, use_gpu=False, calls=calls))
+    assert job.data.train == [str(tmp_path / "train.jsonl"), str(calls)]
+    # 25 clip steps + the call windows' few: no periodic evaluation, only the last step's
+    assert job.train.eval_steps > 25 + 10 and job.train.save_steps % job.train.eval_steps == 0
 
 
 def test_demo_steps_follow_packing(tmp_path: Path) -> None:
