@@ -61,7 +61,9 @@ class DemoConfig:
     pack_share: float = 0.0  # clips packed into 30 s windows (data.pack_share); 0.5 cost guard WER here
     ct2_export: bool = True
     calls: int = 1  # synthetic 1-minute two-channel calls decoded long-form in the report (0 = none)
-    train_calls: int = 2  # other synthetic 1-2 minute calls cut into timestamped training windows (0 = none)
+    # synthetic 1-2 minute calls cut into timestamped training windows. 0: measured with 2, the
+    # export failed the real-speech guard at every mix (alpha 0.5: 3.48 %, 0.2: 3.21 % vs base 2.94 %)
+    train_calls: int = 0
     redact: bool = True  # report.redact: card/account/phone numbers and e-mails masked in the report
     extra_overrides: list[str] = field(default_factory=list)
 
