@@ -150,7 +150,8 @@ def training_arguments(
         eval_strategy="steps",
         eval_steps=t.eval_steps,
         # the step-0 evaluation gives the base model's guard WER, which the guard bound needs
-        eval_on_start=t.eval_on_start or (guard_enabled(job.data.guard) and job.data.guard_at == "every_eval"),
+        eval_on_start=t.eval_on_start
+        or (guard_enabled(job.data.guard) and job.data.guard_at == "every_eval"),
         save_strategy="steps",
         save_steps=t.save_steps,
         save_total_limit=1,
