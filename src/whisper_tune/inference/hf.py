@@ -156,6 +156,11 @@ class HFBackend(Backend):
             "max_new_tokens": max_new,
             "return_timestamps": options.timestamps,
             "return_dict_in_generate": True,
+            # One decode per window: the windows are ours. Transformers 5 otherwise seeks inside a
+            # 30 s window whose last segment is unfinished (the token cap hit) and, in a batch
+            # where another window is done, slices input_features -- None when encoder_outputs
+            # are passed -- and crashed the batch (TypeError; 3 joined test recordings, chunked).
+            "force_unique_generate_call": True,
         }
         if temperature > 0:
             kwargs.update(do_sample=True, temperature=temperature, top_k=0)

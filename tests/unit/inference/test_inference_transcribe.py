@@ -66,11 +66,12 @@ def test_batched_equals_one_by_one_in_input_order(proc):
 
 
 def _decoding_kwargs(model: FakeWhisper) -> list[dict]:
-    """generate() kwargs without ``return_timestamps`` (False here) and ``return_dict_in_generate``
-    (True), which the backend always passes."""
+    """generate() kwargs without ``return_timestamps`` (False here), ``return_dict_in_generate``
+    and ``force_unique_generate_call`` (True: one decode per window), which the backend always passes."""
     assert all(k.get("return_timestamps") is False for k in model.kwargs)
     assert all(k.get("return_dict_in_generate") is True for k in model.kwargs)
-    always = ("return_timestamps", "return_dict_in_generate")
+    assert all(k.get("force_unique_generate_call") is True for k in model.kwargs)
+    always = ("return_timestamps", "return_dict_in_generate", "force_unique_generate_call")
     return [{k: v for k, v in kw.items() if k not in always} for kw in model.kwargs]
 
 
