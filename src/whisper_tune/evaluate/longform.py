@@ -259,6 +259,19 @@ class LongformComparison:
 
 
 # ---------------------------------------------------------------- decoding
+def sequential_token_cap(wanted: int, positions: int, multilingual: bool) -> int:
+    """``max_new_tokens`` that fits beside the previous text in sequential decoding.
+
+    ``condition_on_prev_tokens`` prompts each window with up to ``positions // 2 - 1`` previous
+    tokens after ``<|startofprev|>``, then the start tokens (``<|startoftranscript|>``, plus
+    language and task on multilingual models); Transformers rejects a window whose prompt plus
+    ``max_new_tokens`` exceeds the decoder's positions (it did here: 225 + 224 > 448 on a dense
+    minute of banking speech). OpenAI's 224 is one too many for an English-only model.
+    """
+    prompt = (positions // 2 - 1) + 1 + (3 if multilingual else 1)
+    return max(1, min(wanted, positions - prompt))
+
+
 def _sequential(
     backend: Any, audios: list[np.ndarray], decode: DecodeOptions, batch_size: int
 ) -> list[list[tuple[float, float, str]]]:
@@ -287,7 +300,9 @@ def _sequential(
             "compression_ratio_threshold": 1.35,  # on token ids, zlib; the Transformers docs' value
             "logprob_threshold": -1.0,
             "num_beams": decode.beams,
-            "max_new_tokens": decode.max_new_tokens or MAX_NEW_TOKENS,
+            "max_new_tokens": sequential_token_cap(
+                decode.max_new_tokens or MAX_NEW_TOKENS, backend.max_target_positions, backend.multilingual
+            ),
         }
         if long:
             kwargs["attention_mask"] = feats["attention_mask"].to(p.device)
