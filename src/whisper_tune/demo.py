@@ -182,34 +182,25 @@ def _cuda() -> bool:
         return False
 
 
-def _train_calls(corpus: Path, cfg: DemoConfig) -> Path | None:
-    """``cfg.train_calls`` calls (1-2 min, another seed than the report's call) for training."""
+def _calls(out: Path, n: int, seed: int, minutes: tuple[float, float], manifest: str) -> Path | None:
+    """``n`` synthetic calls (8 kHz stereo) in ``out``, made once; ``out/manifest`` (None for 0)."""
     from whisper_tune.data.synth.calls import CallsConfig, synthesize_calls
 
-    if cfg.train_calls < 1:
+    if n < 1:
         return None
-    calls = corpus / "calls_train"
-    if not (calls / "segments.jsonl").is_file():
-        synthesize_calls(
-            CallsConfig(
-                out=str(calls), calls=cfg.train_calls, seed=cfg.seed + 1, minutes=(1.0, 2.0), overwrite=True
-            )
-        )
-    return calls / "segments.jsonl"
+    if not (out / manifest).is_file():
+        synthesize_calls(CallsConfig(out=str(out), calls=n, seed=seed, minutes=minutes, overwrite=True))
+    return out / manifest
+
+
+def _train_calls(corpus: Path, cfg: DemoConfig) -> Path | None:
+    """``cfg.train_calls`` calls (1-2 min, another seed than the report's call): segments for training."""
+    return _calls(corpus / "calls_train", cfg.train_calls, cfg.seed + 1, (1.0, 2.0), "segments.jsonl")
 
 
 def _demo_calls(corpus: Path, cfg: DemoConfig) -> Path | None:
-    """``cfg.calls`` synthetic calls (1 min, 8 kHz stereo) in ``corpus/calls``; their long-form manifest."""
-    from whisper_tune.data.synth.calls import CallsConfig, synthesize_calls
-
-    if cfg.calls < 1:
-        return None
-    calls = corpus / "calls"
-    if not (calls / "longform.jsonl").is_file():
-        synthesize_calls(
-            CallsConfig(out=str(calls), calls=cfg.calls, seed=cfg.seed, minutes=(1.0, 1.0), overwrite=True)
-        )
-    return calls / "longform.jsonl"
+    """``cfg.calls`` one-minute calls in ``corpus/calls``: the report's long-form manifest."""
+    return _calls(corpus / "calls", cfg.calls, cfg.seed, (1.0, 1.0), "longform.jsonl")
 
 
 def run_demo(cfg: DemoConfig) -> DemoResult:
