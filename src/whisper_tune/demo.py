@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DemoConfig:
-    """Embedded defaults of the demo (``small``: ~35 min on 2 CPU cores, most of it encoder training)."""
+    """Embedded defaults of the demo (``small``: ~25-35 min on 2 CPU cores, most of it encoder training)."""
 
     size: Literal["small", "full"] = "small"
     out: str = "demo_out"
@@ -363,7 +363,7 @@ def _cmd(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="synthesize banking speech, tune tiny.en with Ray, report base vs tuned")
     p.add_argument(
-        "--size", choices=sorted(SIZES), default="small", help="small (~35 min on 2 CPU cores) or full"
+        "--size", choices=sorted(SIZES), default="small", help="small (~25-35 min on 2 CPU cores) or full"
     )
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     p.add_argument("--seed", type=int, default=0)
