@@ -136,7 +136,8 @@ def _verify(cfg: JobConfig, best_dir: Path, sel: Selection, *, trained_ok: Any) 
         return score_model(mix(alpha), processor, {"eval": sets["eval"]})["eval"]
 
     alpha, trials = choose_alpha(guard_of, eval_of, bound, alphas=list(cfg.run.interpolation_alphas))
-    chosen = interpolate_weights(base, tuned, alpha, inplace=True)
+    # the admissible mix was scored last and is still in memory; alpha 0: no mix met the bound
+    chosen = mixes[alpha] if alpha in mixes else interpolate_weights(base, tuned, alpha, inplace=True)
     chosen.save_pretrained(best_dir)
     match = next((t for t in trials if t.alpha == alpha), None)
     sel.rule = "no admissible checkpoint: base/tuned weight interpolation (WiSE-FT), largest admissible alpha"
