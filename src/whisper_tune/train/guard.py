@@ -24,7 +24,7 @@ from whisper_tune.data.guard import NONE_VALUES, resolve_guard
 from whisper_tune.paths import cache_root
 from whisper_tune.runs import GUARD_OK, SCORE, SELECT_SCORE
 
-__all__ = ["GUARD_PREFIX", "guard_enabled", "guard_fields", "resolve_guard_manifest"]
+__all__ = ["GUARD_PREFIX", "guard_enabled", "guard_fields", "guard_in_training", "resolve_guard_manifest"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,12 @@ GUARD_PREFIX = "guard"  # metric_key_prefix of the guard evaluation: guard_wer, 
 def guard_enabled(spec: str) -> bool:
     """Whether ``data.guard`` asks for a guard (``none``/``off``/``false``/empty do not)."""
     return str(spec).strip().lower() not in NONE_VALUES
+
+
+def guard_in_training(data: Any) -> bool:
+    """Whether workers score the guard at each evaluation (``data.guard`` on, ``data.guard_at:
+    every_eval``); with ``export`` only the export check scores it (``train/finalize.py``)."""
+    return guard_enabled(data.guard) and data.guard_at == "every_eval"
 
 
 def resolve_guard_manifest(spec: str, max_clips: int | None = None) -> str | None:

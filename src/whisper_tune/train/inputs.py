@@ -19,7 +19,7 @@ from whisper_tune.errors import DataError
 from whisper_tune.train import _deps
 from whisper_tune.train.config import JobConfig
 from whisper_tune.train.fastpath import FULL_FRAMES, choose_encoder_frames
-from whisper_tune.train.guard import resolve_guard_manifest
+from whisper_tune.train.guard import guard_in_training, resolve_guard_manifest
 
 __all__ = ["context_frames", "item_ids", "item_lengths", "limit", "load_data", "load_guard", "pack"]
 
@@ -88,11 +88,10 @@ def load_guard(job: JobConfig, processor: Any, feature_cache: str | None) -> Any
     Raises DataError naming the guard when it is missing or has no usable clip: a run goes on
     without a guard only when asked to.
     """
-    if job.data.guard_at == "export":
+    if not guard_in_training(job.data):
         return None
     manifest = resolve_guard_manifest(job.data.guard, job.data.max_guard_samples)
-    if manifest is None:
-        return None
+    assert manifest is not None  # guard_in_training: data.guard is on
     try:
         return _deps.prepare_dataset(
             manifest,

@@ -19,7 +19,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from whisper_tune.train.config import JobConfig
 from whisper_tune.train.fastpath import FastPathPlan, training_args_overrides, uncompiled
-from whisper_tune.train.guard import GUARD_PREFIX, guard_enabled, guard_fields
+from whisper_tune.train.guard import GUARD_PREFIX, guard_fields, guard_in_training
 from whisper_tune.train.plan import batch_of, generation_length_of
 
 __all__ = ["WhisperTrainer", "training_arguments"]
@@ -150,8 +150,7 @@ def training_arguments(
         eval_strategy="steps",
         eval_steps=t.eval_steps,
         # the step-0 evaluation gives the base model's guard WER, which the guard bound needs
-        eval_on_start=t.eval_on_start
-        or (guard_enabled(job.data.guard) and job.data.guard_at == "every_eval"),
+        eval_on_start=t.eval_on_start or guard_in_training(job.data),
         save_strategy="steps",
         save_steps=t.save_steps,
         save_total_limit=1,
