@@ -73,8 +73,8 @@ def join_clips(
         rng.shuffle(order)
     out = Path(out_dir)
     (out / "audio").mkdir(parents=True, exist_ok=True)
-    groups: list[list[tuple[np.ndarray, Any]]] = [[]]
-    length = 0.0
+    groups: list[list[tuple[np.ndarray, Any, int]]] = [[]]  # (audio, sample, pause samples after it)
+    lengths = [0]  # samples per recording, pauses included: the exact length written
     skipped: list[str] = []
     for i in order:
         s = samples[i]
@@ -84,14 +84,15 @@ def join_clips(
             skipped.append(f"{s.id}: {exc}")
             log.warning("data join: skipped %s (%s)", s.id, exc)
             continue
-        if length >= seconds:
+        if lengths[-1] >= seconds * SR:
             groups.append([])
-            length = 0.0
-        groups[-1].append((audio, s))
-        length += audio.size / SR + (lo + hi) / 2
-    if len(groups) > 1 and sum(a.size for a, _ in groups[-1]) / SR < seconds:
+            lengths.append(0)
+        pause = int(SR * rng.uniform(lo, hi))
+        groups[-1].append((audio, s, pause))
+        lengths[-1] += audio.size + pause
+    if len(groups) > 1 and lengths[-1] < seconds * SR:
         groups[-2].extend(groups.pop())  # the short remainder joins the last full recording
-    rows = [_write(out, k, group, rng, pause_s) for k, group in enumerate(groups) if group]
+    rows = [_write(out, k, group) for k, group in enumerate(groups) if group]
     if not rows:
         raise DataError(f"{manifest}: no clip could be read ({len(skipped)} skipped)")
     path = out / "longform.jsonl"
@@ -107,15 +108,13 @@ def join_clips(
     return JoinResult(path, len(rows), len(order) - len(skipped), total, skipped)
 
 
-def _write(
-    out: Path, k: int, group: list[tuple[np.ndarray, Any]], rng: random.Random, pause_s: tuple[float, float]
-) -> dict[str, Any]:
+def _write(out: Path, k: int, group: list[tuple[np.ndarray, Any, int]]) -> dict[str, Any]:
     import soundfile as sf
 
     pieces: list[np.ndarray] = []
     segments: list[dict[str, Any]] = []
     t = 0
-    for audio, s in group:
+    for audio, s, pause_samples in group:
         segments.append(
             {
                 "start": round(t / SR, 3),
@@ -124,7 +123,7 @@ def _write(
                 "id": s.id,
             }
         )
-        pause = np.zeros(int(SR * rng.uniform(*pause_s)), dtype=np.float32)
+        pause = np.zeros(pause_samples, dtype=np.float32)
         pieces += [audio, pause]
         t += audio.size + pause.size
     wav = out / "audio" / f"joined_{k:03d}.wav"
