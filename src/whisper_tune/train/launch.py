@@ -19,6 +19,7 @@ import os
 import tempfile
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,10 @@ from typing import Any
 from whisper_tune import console, storage
 from whisper_tune.config import dump_yaml, load_yaml, to_dict
 from whisper_tune.localray import LocalRayOptions, start_local_ray
-from whisper_tune.models import export_ct2
 from whisper_tune.runs import SELECT_SCORE, Checkpoint, RunDir, best_of, export_best, pull_run, push_run
+from whisper_tune.train import run_files
 from whisper_tune.train.config import JobConfig, check_placement
 from whisper_tune.train.finalize import finalize_export
-from whisper_tune.train.progress import follow_progress
 
 __all__ = ["TrainOutcome", "launch", "prepare_run_dir"]
 
@@ -195,11 +195,17 @@ def launch(
     shown = console.stage("training", unit="steps")
     shown.update(0, note="preparing data and Ray")
     run.write_status("preparing", started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    # A local Ray run prepares the data in a thread while Ray and its workers start (and load
+    # the model); the workers wait for the data's marker before they read it.
+    overlap = use_ray and not cfg.run.ray_address and not storage.is_uri(cfg.run.storage_path)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="whisper-tune-data")
     try:
-        _prepare_data(cfg, run_dir)
+        data = _start_data(pool, cfg, run_dir, overlap)
         if use_ray:
             started_ray, cluster = _init_ray(cfg)
             use_gpu = check_placement(cfg, cluster)
+        if data is not None and data.done():
+            data.result()  # failed while Ray started: stop before any worker does
         loop_config = {
             "job": to_dict(cfg),
             "run_dir": str(run_dir),
@@ -208,11 +214,17 @@ def launch(
             ),
             "use_ray": use_ray,
             "use_gpu": use_gpu,
+            "wait_for_data": data is not None,
         }
         run.write_status("running", resumed=resumed, use_ray=use_ray)
+        # imported here, not at the top: transformers' import is then off the CLI's start-up
+        # path (the data thread imports it while Ray starts)
+        from whisper_tune.train.progress import follow_progress
+
         with follow_progress(run_dir, shown):
             if use_ray:
                 outcome = _fit_ray(cfg, loop_config, run_dir, resumed, use_gpu)
+                log.info("Ray Train finished at step %d", outcome.global_step)
             else:
                 from whisper_tune.train.train_func import run_worker
 
@@ -221,16 +233,53 @@ def launch(
                 outcome = TrainOutcome(
                     cfg.run.name, run_dir, resumed, res["global_step"], Path(best.path), best.metrics
                 )
+        if data is not None:
+            data.result()  # the data's error, if any (the workers then stopped without training)
     except BaseException as exc:
         shown.close("failed")
         run.write_status("failed", error=f"{type(exc).__name__}: {exc}")
         _push_remote(cfg, run_dir)
+        _stop_ray(started_ray, shutdown_ray)
         raise
     finally:
-        if started_ray and shutdown_ray is not False:
-            import ray
+        pool.shutdown(wait=False)
+    try:  # best/ is written before Ray's shutdown, which takes seconds and produces nothing
+        return _finish(cfg, run_dir, shown, outcome, t0)
+    finally:
+        _stop_ray(started_ray, shutdown_ray)
 
-            ray.shutdown()
+
+def _start_data(
+    pool: ThreadPoolExecutor, cfg: JobConfig, run_dir: Path, overlap: bool
+) -> Future[None] | None:
+    """Prepare the data now (``overlap`` False: returns None) or in ``pool``, marking its end."""
+    marker = run_dir / run_files.DATA_READY_FILE
+    marker.unlink(missing_ok=True)  # a resumed run's marker is from its last launch
+    if not overlap:
+        _prepare_data(cfg, run_dir)
+        return None
+
+    def prepare() -> None:
+        try:
+            _prepare_data(cfg, run_dir)
+        except BaseException as exc:
+            run_files.mark_data_ready(run_dir, error=f"{type(exc).__name__}: {exc}")
+            raise
+        run_files.mark_data_ready(run_dir)
+
+    return pool.submit(prepare)
+
+
+def _stop_ray(started_ray: bool, shutdown_ray: bool | None) -> None:
+    if started_ray and shutdown_ray is not False:
+        import ray
+
+        ray.shutdown()
+
+
+def _finish(cfg: JobConfig, run_dir: Path, shown: Any, outcome: TrainOutcome, t0: float) -> TrainOutcome:
+    """Export ``best/`` (guard check, WiSE-FT mix, CTranslate2) and write the final status."""
+    run = RunDir(run_dir)
     shown.close(f"best checkpoint eval WER {console.format_pct(outcome.best_eval_wer)}")
     selection = None
     if cfg.run.export_best and outcome.best_checkpoint is not None:
@@ -246,6 +295,8 @@ def launch(
             selection = finalize_export(cfg, run_dir, outcome.best_dir, outcome.metrics)
         outcome.selection = selection.to_dict()
         if cfg.run.ct2:
+            from whisper_tune.models import export_ct2
+
             export_ct2(
                 str(outcome.best_dir), str(outcome.best_dir / "ct2"), quantization=cfg.run.ct2_quantization
             )

@@ -91,16 +91,19 @@ class WorkerConfig:
     hf_output_dir: str  # the HF Trainer's own checkpoints (a temporary folder, removed at the end)
     use_ray: bool = True
     use_gpu: bool = False  # asked for; a worker without CUDA trains on CPU
+    # started while the launcher still prepares the data: wait for its marker before reading it
+    wait_for_data: bool = False
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> WorkerConfig:
-        """``{"job": JobConfig dict, "run_dir", "hf_output_dir", "use_ray", "use_gpu"}``."""
+        """``{"job": JobConfig dict, "run_dir", "hf_output_dir", "use_ray", "use_gpu", "wait_for_data"}``."""
         return cls(
             job=JobConfig.from_mapping(dict(config["job"])),
             run_dir=Path(config["run_dir"]),
             hf_output_dir=str(config["hf_output_dir"]),
             use_ray=bool(config.get("use_ray", True)),
             use_gpu=bool(config.get("use_gpu", False)),
+            wait_for_data=bool(config.get("wait_for_data", False)),
         )
 
 
@@ -365,7 +368,8 @@ def callbacks(worker: Worker) -> list[TrainerCallback]:
         if not run_files.is_remote(run_dir):
             found.append(ProgressFile(run_dir))  # the driver's progress bar reads it
     if worker.cfg.use_ray:
-        found.append(ray_report_callback(info.local_rank))
+        local = None if run_files.is_remote(job.run.storage_path) else Path(run_dir)
+        found.append(ray_report_callback(info.local_rank, local))
     else:
         found.append(LocalCheckpoints(run_dir, job.run.num_to_keep))
     return found
@@ -426,6 +430,12 @@ def run(config: Mapping[str, Any]) -> dict[str, Any]:
     c = run_files.StepClock()
     worker = c.done("setup", setup_worker(WorkerConfig.from_mapping(config)))
     model = c.done("model", build_model(worker))
+    # data prepared while workers start; its failure is the launcher's to raise (not a Ray restart)
+    if worker.cfg.wait_for_data and (
+        failed := c.done("wait_data", run_files.wait_for_data(worker.cfg.run_dir))
+    ):
+        log.warning("no training: the launcher's data preparation failed (%s)", failed)
+        return {"global_step": 0, "world_size": worker.info.world_size}
     data = c.done("data", load_datasets(worker, model))
     train_plan = c.done("plan", plan(worker, data, model))
     ready = c.done("apply_plan", apply_plan(worker, model, data, train_plan))
@@ -434,4 +444,7 @@ def run(config: Mapping[str, Any]) -> dict[str, Any]:
     if worker.info.rank == 0:
         run_files.update_json(worker.cfg.run_dir, run_files.FAST_PATH_FILE, setup_s=c.marks)
     with resume(worker) as resume_from:
-        return fit(worker, trainer, resume_from)
+        result = c.done("train", fit(worker, trainer, resume_from))
+    if worker.info.rank == 0:  # when each step ended (epoch seconds): where a run's time went
+        run_files.update_json(worker.cfg.run_dir, run_files.FAST_PATH_FILE, timeline=c.timeline)
+    return result

@@ -33,14 +33,17 @@ __all__ = [
     "HF_CHECKPOINT",
     "METRICS_FILE",
     "TENSORBOARD_DIR",
+    "DATA_READY_FILE",
     "checkpoint_dir",
     "checkpoint_dir_name",
     "checkpoints",
     "is_remote",
     "latest_checkpoint",
+    "mark_data_ready",
     "read_json",
     "resume_point",
     "update_json",
+    "wait_for_data",
     "write_json",
 ]
 
@@ -120,11 +123,13 @@ class StepClock:
 
     def __init__(self) -> None:
         self.marks: dict[str, float] = {}
+        self.timeline: dict[str, float] = {"start": round(time.time(), 2)}  # epoch s at each step's end
         self._t = time.perf_counter()
 
     def done(self, name: str, value: Any) -> Any:
         now = time.perf_counter()
         self.marks[name] = round(now - self._t, 2)
+        self.timeline[name] = round(time.time(), 2)
         self._t = now
         return value
 
@@ -147,3 +152,26 @@ def resume_checkpoint(use_ray: bool, run_dir: Path) -> Iterator[str | None]:
         return
     with checkpoint.as_directory() as ckpt_dir:
         yield str(Path(ckpt_dir) / HF_CHECKPOINT)
+
+
+DATA_READY_FILE = ".data_ready.json"  # the launcher's data preparation ended (ok or an error)
+
+
+def mark_data_ready(run_dir: Path, error: str | None = None) -> None:
+    """The launcher: its feature cache and data reports are complete (or failed with ``error``)."""
+    tmp = Path(run_dir) / f"{DATA_READY_FILE}.tmp"
+    tmp.write_text(json.dumps({"ok": error is None, "error": error}), encoding="utf-8")
+    tmp.replace(Path(run_dir) / DATA_READY_FILE)  # atomic: a worker never reads half a file
+
+
+def wait_for_data(run_dir: Path, poll_s: float = 0.2) -> str | None:
+    """A worker started while the launcher still prepares the data: wait for it to end.
+
+    Returns None once the data is ready, or the launcher's error (the worker then stops
+    without training; the launcher raises that error itself).
+    """
+    path = Path(run_dir) / DATA_READY_FILE
+    while not path.is_file():
+        time.sleep(poll_s)
+    found = json.loads(path.read_text(encoding="utf-8"))
+    return None if found.get("ok") else str(found.get("error") or "data preparation failed")
