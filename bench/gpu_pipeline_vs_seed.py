@@ -95,6 +95,7 @@ def run_pipeline(
                 fh.write(f"{time.time() - t0:7.1f} {line}")
         rc = proc.wait()
     found: dict[str, Any] = {"rc": rc, "process_wall_s": round(time.time() - t0, 1), "overrides": extra}
+    found["t0"] = t0
     run_log = work / "runs" / name / "train.log"
     if run_log.is_file():  # the run's own log (timestamps of each phase) beside the console's
         log.with_suffix(".train.log").write_text(run_log.read_text(errors="replace")[-200_000:])
@@ -157,6 +158,13 @@ def pipeline_summary(found: dict[str, Any], n_train: int, peak: float | None, co
         "train_s_from_wall_rate": round(train_s, 1) if train_s else None,
         "eval_share_of_training": round(eval_s / train_s, 3) if train_s else None,
         "time_to_model_s": found.get("time_to_model_s"),
+        # seconds from the command's start to the end of each worker step (the run's fast_path.json)
+        "worker_timeline_s": {
+            k: round(v - found["t0"], 1)
+            for k, v in ((found.get("fast_path") or {}).get("timeline") or {}).items()
+        }
+        if "t0" in found
+        else None,
         "n_frames": frames,
         "plan": {k: v.get("value") for k, v in plan.items()},
     }

@@ -106,14 +106,33 @@ class WhisperTrainer(Seq2SeqTrainer):
 
 def _generate_autocast(args: Any) -> Any:
     """bf16/fp16 autocast around ``generate()``: accelerate's autocast wraps only the model's
-    ``forward``, so the encoder pass generate() makes through ``get_encoder()`` ran in fp32."""
+    ``forward``, so the encoder pass generate() makes through ``get_encoder()`` ran in fp32.
+    On CUDA also the attention backends of :func:`_eval_sdpa_backends`."""
     half = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else None
+    on_cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    stack = contextlib.ExitStack()
+    if on_cuda:
+        stack.enter_context(_eval_sdpa_backends())
     if half is None:
-        return contextlib.nullcontext()
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        return torch.autocast("cuda", dtype=half)
-    # a CPU worker trains in bf16 only where the CPU does it in hardware (fastpath.resolve_precision)
-    return torch.autocast("cpu", dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
+        return stack
+    if on_cuda:
+        stack.enter_context(torch.autocast("cuda", dtype=half))
+    elif args.bf16:  # a CPU worker trains in bf16 only where the CPU does it in hardware
+        stack.enter_context(torch.autocast("cpu", dtype=torch.bfloat16))
+    return stack
+
+
+def _eval_sdpa_backends() -> Any:
+    """Every SDPA backend but cuDNN attention while ``generate()`` decodes on CUDA.
+
+    Each decode step attends over a KV cache one token longer than the step before, so every
+    step is a new attention shape. cuDNN attention (which SDPA prefers on Hopper in torch 2.11)
+    sets up a graph per new shape; flash and memory-efficient attention have no per-shape set-up.
+    Training keeps SDPA's own choice (its shapes are fixed).
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
 def training_arguments(
