@@ -258,6 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shape-steps", type=int, default=10)
     ap.add_argument("--shape-compile", action="store_true", help="the plan rows compile the model")
     ap.add_argument("--shape-frames", default="", help="e.g. plan@816+seed@3000 (default: all three runs)")
+    ap.add_argument("--shape-batch", type=int, default=None, help="the plan rows at this batch")
+    ap.add_argument(
+        "--alloc-conf",
+        default=None,
+        help="PYTORCH_CUDA_ALLOC_CONF for this process, e.g. expandable_segments:True",
+    )
     ap.add_argument("--peak-flops", type=float, default=None)
     ap.add_argument(
         "--eval-batches", default="", help="comma list: time evaluation alone at these eval batches"
@@ -265,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile-eval", action="store_true", help="cProfile the first evaluation")
     ap.add_argument("--skip-pipeline", action="store_true", help="no pipeline or seed run (shapes/eval only)")
     args = ap.parse_args(argv)
+    if args.alloc_conf is not None:  # before the first CUDA allocation (the shape rows run in-process)
+        os.environ["PYTORCH_CUDA_ALLOC_CONF"] = args.alloc_conf
     from transformers import WhisperConfig
 
     from whisper_tune.models.random_init import save_random_whisper
@@ -289,7 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.skip_pipeline:
         for shape in [x for x in args.shapes.split(",") if x]:
             result["shapes"].extend(
-                shape_rows(shape, peak, args.shape_steps, args.shape_frames, args.shape_compile)
+                shape_rows(
+                    shape, peak, args.shape_steps, args.shape_frames, args.shape_compile, args.shape_batch
+                )
             )
             save()
         return 0
@@ -340,7 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     for shape in [x for x in args.shapes.split(",") if x]:
         try:
             result["shapes"].extend(
-                shape_rows(shape, peak, args.shape_steps, args.shape_frames, args.shape_compile)
+                shape_rows(
+                    shape, peak, args.shape_steps, args.shape_frames, args.shape_compile, args.shape_batch
+                )
             )
         except Exception as exc:
             result["shapes"].append({"shape": shape, "error": f"{type(exc).__name__}: {exc}"[:500]})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,22 @@ def _timer(batch: int, warmup: int) -> Any:
 
 
 def shape_rows(
-    shape: str, peak: float | None, steps: int, only: str = "", compile_plan: bool = False
+    shape: str,
+    peak: float | None,
+    steps: int,
+    only: str = "",
+    compile_plan: bool = False,
+    batch: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The plan's run (30 s and short context) and the seed recipe (30 s) for one shape."""
+    """The plan's run (30 s and short context) and the seed recipe (30 s) for one shape.
+
+    ``batch``: the plan rows at this batch instead of the plan's (``--shape-batch``)."""
     from whisper_tune.models.random_init import make_random_whisper
     from whisper_tune.train import fastpath as fp
     from whisper_tune.train.plan import GpuFacts, ModelFacts, make_plan
 
     rows = []
+    batch_set = batch  # --shape-batch: the plan rows at this batch instead of the plan's
     job = lib.trainer_job(8, total_steps=10**6, deepspeed="auto", per_device_batch_size="auto", num_epochs=3)
     runs = (("seed", 3000), ("plan", 3000), ("plan", 816))
     for recipe, frames in [r for r in runs if not only or f"{r[0]}@{r[1]}" in only.split("+")]:
@@ -48,7 +57,7 @@ def shape_rows(
         else:
             gp = make_plan(job, GpuFacts.probe(1, "cuda:0"), facts, n_frames=frames, context_reason="bench",
                            n_train=5000, label_len=30.0, longest_label=40)  # fmt: skip
-            batch = int(gp.value("per_device_batch_size"))
+            batch = batch_set or int(gp.value("per_device_batch_size"))
             note = {k: c.value for k, c in gp.choices.items()} | {
                 "estimated_peak_gib": gp.memory["estimated_peak_gib"]
             }
@@ -73,6 +82,7 @@ def shape_rows(
             "mfu_step": lib.model_flops_utilization(thr.get("step_samples_per_s") or 0, flops, peak),
             "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2), "plan": note, "error": err,
             "compile": plan.compile_scope, "run_s (incl. warm-up/compile)": round(time.time() - t_run, 1),
+            "cuda_alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF"),
         })  # fmt: skip
         print(json.dumps(rows[-1]), flush=True)
         del model, ds

@@ -129,6 +129,7 @@ def _init_ray(cfg: JobConfig) -> tuple[bool, dict[str, float]]:
         local = start_local_ray(
             LocalRayOptions(dashboard=True, num_cpus=os.cpu_count() or 1, logging_level=logging.WARNING)
         )
+        log.info("local Ray started")  # (train.log's time stamps: where the start-up goes)
         if local.dashboard_url:
             log.info("Ray dashboard: %s", local.dashboard_url)
     return True, dict(ray.cluster_resources())
