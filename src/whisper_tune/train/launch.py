@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
 import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,9 +200,8 @@ def launch(
     # A local Ray run prepares the data in a thread while Ray and its workers start (and load
     # the model); the workers wait for the data's marker before they read it.
     overlap = use_ray and not cfg.run.ray_address and not storage.is_uri(cfg.run.storage_path)
-    pool = ThreadPoolExecutor(1, thread_name_prefix="whisper-tune-data")
     try:
-        data = _start_data(pool, cfg, run_dir, overlap)
+        data = _start_data(cfg, run_dir, overlap)
         if use_ray:
             started_ray, cluster = _init_ray(cfg)
             use_gpu = check_placement(cfg, cluster)
@@ -242,33 +242,37 @@ def launch(
         _push_remote(cfg, run_dir)
         _stop_ray(started_ray, shutdown_ray)
         raise
-    finally:
-        pool.shutdown(wait=False)
     try:  # best/ is written before Ray's shutdown, which takes seconds and produces nothing
         return _finish(cfg, run_dir, shown, outcome, t0)
     finally:
         _stop_ray(started_ray, shutdown_ray)
 
 
-def _start_data(
-    pool: ThreadPoolExecutor, cfg: JobConfig, run_dir: Path, overlap: bool
-) -> Future[None] | None:
-    """Prepare the data now (``overlap`` False: returns None) or in ``pool``, marking its end."""
+def _start_data(cfg: JobConfig, run_dir: Path, overlap: bool) -> Future[None] | None:
+    """Prepare the data now (``overlap`` False: returns None) or in a thread, marking its end.
+
+    A daemon thread: a Ctrl-C of the launcher must not wait for the data to finish.
+    """
     marker = run_dir / run_files.DATA_READY_FILE
     marker.unlink(missing_ok=True)  # a resumed run's marker is from its last launch
     if not overlap:
         _prepare_data(cfg, run_dir)
         return None
 
+    done: Future[None] = Future()
+
     def prepare() -> None:
         try:
             _prepare_data(cfg, run_dir)
         except BaseException as exc:
             run_files.mark_data_ready(run_dir, error=f"{type(exc).__name__}: {exc}")
-            raise
+            done.set_exception(exc)
+            return
         run_files.mark_data_ready(run_dir)
+        done.set_result(None)
 
-    return pool.submit(prepare)
+    threading.Thread(target=prepare, name="whisper-tune-data", daemon=True).start()
+    return done
 
 
 def _stop_ray(started_ray: bool, shutdown_ray: bool | None) -> None:
