@@ -56,6 +56,7 @@ def compare(
     longform: str | Path | None = None,
     longform_modes: Sequence[str] = ("sequential", "chunked"),
     redact: bool = False,
+    speech_times: bool = True,
 ) -> ComparisonResult:
     """Base vs tuned over the same audio; writes report.md, report.json, PNGs, base/ and tuned/.
 
@@ -68,7 +69,7 @@ def compare(
     row; ``None``: the report says "no real-speech guard"). ``prompt_baseline``: an initial
     prompt (``"terms"``: the domain terms, comma-separated) with which the *base* model also
     decodes ``data``, so the report shows whether tuning beats prompting. ``longform``,
-    ``longform_modes``, ``redact``: as for ``evaluate`` (the long-form section is base vs tuned).
+    ``longform_modes``, ``speech_times``, ``redact``: as for ``evaluate`` (the long-form section is base vs tuned).
     """
     resolve_normalizer(normalizer)
     items, skipped = load_eval_items(data, limit=limit)
@@ -120,6 +121,7 @@ def compare(
             base_spec, tuned_spec, longform, modes=longform_modes, normalizer=normalizer,
             batch_size=batch_size, device=device, num_beams=num_beams, max_new_tokens=max_new_tokens,
             language=language, precision=precision if backend == "hf" else "auto",
+            speech_times=speech_times,
         )  # fmt: skip
     base.redact = tuned.redact = redact
     cmp = write_comparison(cmp, out_dir, worst_n=worst_n)

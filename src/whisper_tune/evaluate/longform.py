@@ -30,7 +30,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +38,11 @@ import numpy as np
 from whisper_tune.data.audio import SAMPLE_RATE
 from whisper_tune.inference import BackendOptions, DecodeOptions, FeatureBank, load_backend, resolve_device
 from whisper_tune.inference.options import MAX_NEW_TOKENS
+from whisper_tune.inference.speech_times import snap_times, speech_spans
 from whisper_tune.scoring.boundaries import TOLERANCE_S, BoundaryScore, boundary_score
 
-from .markdown import _pct, _rel, _table
+from .longform_results import LongformComparison, LongformResult, ModeResult
 from .pipeline import EvalItem, load_eval_items, resolve_model_spec, score_texts
-from .report import EvalResult, relative_change_pct
 
 __all__ = [
     "MODES",
@@ -84,178 +83,6 @@ def reference_segments(meta: dict[str, Any], origin: str = "") -> list[tuple[flo
             raise DataError(f"{origin}: segment {k} ends ({end}) before it starts ({start})")
         out.append((start, end))
     return out
-
-
-@dataclass
-class ModeResult:
-    """One model, one decoding mode, over the long-form set."""
-
-    mode: str
-    result: EvalResult  # full-transcript WER (one "utterance" per recording)
-    segments: list[list[tuple[float, float, str]]]  # per recording
-    boundaries: list[BoundaryScore | None]  # per recording; None without reference segments
-    seconds: float
-
-    @property
-    def boundary(self) -> BoundaryScore | None:
-        scored = [b for b in self.boundaries if b is not None]
-        return sum(scored, BoundaryScore()) if scored else None
-
-    def to_dict(self) -> dict[str, Any]:
-        b = self.boundary
-        audio = self.result.audio_seconds
-        return {
-            "wer": self.result.wer,
-            "wer_ortho": self.result.wer_ortho,
-            "counts": self.result.counts.to_dict(),
-            "boundaries": b.to_dict() if b is not None else None,
-            "seconds": self.seconds,
-            "rtfx": audio / self.seconds if self.seconds > 0 else None,
-            "recordings": [
-                {
-                    "id": u.id,
-                    "duration": u.duration,
-                    "wer": u.score.wer,
-                    "ref": u.ref,
-                    "hyp": u.hyp,
-                    "boundaries": bs.to_dict() if bs is not None else None,
-                    "segments": [{"start": round(s, 2), "end": round(e, 2), "text": t} for s, e, t in segs],
-                }
-                for u, segs, bs in zip(self.result.utterances, self.segments, self.boundaries, strict=True)
-            ],
-        }
-
-
-@dataclass
-class LongformResult:
-    """One model over the long-form set, in each decoding mode."""
-
-    model: str
-    data: str
-    modes: dict[str, ModeResult]
-    tolerance_s: float = TOLERANCE_S
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        first = next(iter(self.modes.values()))
-        return {
-            "model": self.model,
-            "data": self.data,
-            "recordings": len(first.result.utterances),
-            "audio_seconds": first.result.audio_seconds,
-            "tolerance_s": self.tolerance_s,
-            "modes": {m: r.to_dict() for m, r in self.modes.items()},
-            "skipped": self.skipped,
-        }
-
-    def markdown_lines(self) -> list[str]:
-        first = next(iter(self.modes.values()))
-        lines = [
-            f"## Long-form ({len(first.result.utterances)} recordings, "
-            f"{first.result.audio_seconds / 60:.1f} min, `{Path(self.data).name}`)",
-            "",
-        ]
-        rows = []
-        for m, r in self.modes.items():
-            b = r.boundary
-            rows.append(
-                (
-                    m,
-                    _pct(r.result.wer),
-                    _pct(b.accuracy if b else None),
-                    _pct(b.precision if b else None),
-                    f"{r.seconds:.1f} s",
-                )
-            )
-        lines += _table(
-            [
-                "decoding",
-                "WER",
-                f"ref. boundaries within {self.tolerance_s} s",
-                "pred. boundaries near ref.",
-                "time",
-            ],
-            rows,
-        )
-        return lines + _explainer()
-
-
-def _explainer() -> list[str]:
-    return [
-        "sequential = Transformers' long-form generate (timestamp-driven seeking, conditioned on the "
-        "previous text, temperature fallback); chunked = cut on silence into <= 30 s windows decoded "
-        "in parallel batches (the server's path). Boundaries: each reference segment's start and end.",
-        "",
-    ]
-
-
-@dataclass
-class LongformComparison:
-    """Base vs tuned on the long-form set (the compare report's long-form section)."""
-
-    base: LongformResult
-    tuned: LongformResult
-
-    def to_dict(self) -> dict[str, Any]:
-        modes = {}
-        for m, b in self.base.modes.items():
-            t = self.tuned.modes.get(m)
-            if t is None:
-                continue
-            bb, tb = b.boundary, t.boundary
-            modes[m] = {
-                "base_wer": b.result.wer,
-                "tuned_wer": t.result.wer,
-                "relative_change_pct": relative_change_pct(b.result.wer, t.result.wer),
-                "base_boundary_accuracy": bb.accuracy if bb else None,
-                "tuned_boundary_accuracy": tb.accuracy if tb else None,
-                "base_seconds": b.seconds,
-                "tuned_seconds": t.seconds,
-            }
-        return {"summary": modes, "base": self.base.to_dict(), "tuned": self.tuned.to_dict()}
-
-    def markdown_lines(self) -> list[str]:
-        first = next(iter(self.base.modes.values()))
-        lines = [
-            f"## Long-form ({len(first.result.utterances)} recordings, "
-            f"{first.result.audio_seconds / 60:.1f} min, `{Path(self.base.data).name}`)",
-            "",
-        ]
-        rows = []
-        for m, s in self.to_dict()["summary"].items():
-            rows.append(
-                (
-                    m,
-                    _pct(s["base_wer"]),
-                    _pct(s["tuned_wer"]),
-                    _rel(s["relative_change_pct"]),
-                    _pct(s["base_boundary_accuracy"]),
-                    _pct(s["tuned_boundary_accuracy"]),
-                    f"{s['base_seconds']:.1f} / {s['tuned_seconds']:.1f} s",
-                )
-            )
-        tol = self.base.tolerance_s
-        lines += _table(
-            [
-                "decoding",
-                "base WER",
-                "tuned WER",
-                "change",
-                f"base boundaries ({tol} s)",
-                f"tuned boundaries ({tol} s)",
-                "time base / tuned",
-            ],
-            rows,
-        )
-        lines += _explainer()
-        tuned_seq = self.tuned.modes.get("sequential") or next(iter(self.tuned.modes.values()))
-        if tuned_seq.result.utterances:
-            u, segs = tuned_seq.result.utterances[0], tuned_seq.segments[0]
-            lines += [f"First recording (`{u.id}`), tuned, {tuned_seq.mode}, first segments:", ""]
-            lines += _table(
-                ["start", "end", "text"], [(f"{s:.2f}", f"{e:.2f}", t.strip()) for s, e, t in segs[:12]]
-            )
-        return lines
 
 
 # ---------------------------------------------------------------- decoding
@@ -330,6 +157,15 @@ def _chunked(
     return [[(s.start, s.end, s.text) for s in t.segments] for t in transcripts]
 
 
+def _bounds(
+    refs: list[list[tuple[float, float]] | None], segs: list[list[tuple[float, float, str]]], tol: float
+) -> list[BoundaryScore | None]:
+    return [
+        boundary_score(r, [(s, e) for s, e, _t in rows], tol) if r is not None else None
+        for r, rows in zip(refs, segs, strict=True)
+    ]
+
+
 def evaluate_longform(
     model_spec: str,
     data: str | Path,
@@ -344,11 +180,14 @@ def evaluate_longform(
     language: str | None = None,
     limit: int | None = None,
     tolerance_s: float = TOLERANCE_S,
+    speech_times: bool = True,
     items: list[EvalItem] | None = None,
     skipped: list[dict[str, Any]] | None = None,
 ) -> LongformResult:
     """Decode every recording of ``data`` with ``model_spec`` (Transformers, in ``precision``: a
-    torch dtype or ``auto``) in each of ``modes``."""
+    torch dtype or ``auto``) in each of ``modes``. ``speech_times``: segment times moved onto the
+    speech they cover, as the server returns them (``inference.speech_times``); the model's own
+    timestamps are scored beside them."""
     from whisper_tune.errors import UserError
 
     bad = [m for m in modes if m not in MODES]
@@ -386,6 +225,16 @@ def evaluate_longform(
             else _chunked(backend, audios, decode)
         )
         seconds = time.perf_counter() - t0
+        raw_segs = segs
+        if speech_times:
+            spans = [speech_spans(a) for a in audios]
+            segs = [
+                [
+                    (s, e, t)
+                    for (s, e), (_s, _e, t) in zip(snap_times([r[:2] for r in rows], sp), rows, strict=True)
+                ]
+                for rows, sp in zip(raw_segs, spans, strict=True)
+            ]
         hyps = [" ".join(t.strip() for _s, _e, t in rows).strip() for rows in segs]
         scored = score_texts(
             model_spec,
@@ -398,11 +247,14 @@ def evaluate_longform(
             device=dev,
             batch_size=batch_size,
         )
-        bounds = [
-            boundary_score(r, [(s, e) for s, e, _t in rows], tolerance_s) if r is not None else None
-            for r, rows in zip(refs, segs, strict=True)
-        ]
-        results[mode] = ModeResult(mode, scored, segs, bounds, seconds)
+        results[mode] = ModeResult(
+            mode,
+            scored,
+            segs,
+            _bounds(refs, segs, tolerance_s),
+            seconds,
+            _bounds(refs, raw_segs, tolerance_s) if speech_times else None,
+        )
         b = results[mode].boundary
         log.info(
             "long-form %s (%s): WER %.4f, boundaries within %.1f s: %s, %.1f s",

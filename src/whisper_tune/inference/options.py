@@ -117,6 +117,9 @@ class DecodeOptions:
     (``Segment.words``). ``vad``: cut windows on Silero VAD speech instead of energy minima
     (``inference.vad``), so long silences never reach the model. ``hotwords``: words placed
     before the prompt in ``<|startofprev|>`` (faster-whisper's hotwords rule).
+    ``speech_times``: with ``timestamps``, segment times moved onto the speech they cover
+    (``inference.speech_times``: Whisper's own are coarse and let a segment run over a pause;
+    the server sets it, long-form evaluation scores both).
     """
 
     language: str | None = None
@@ -135,6 +138,7 @@ class DecodeOptions:
     vad: bool = False
     hotwords: str | None = None
     skip_silence: bool = False  # drop windows OpenAI's no-speech rule calls silent (the server does)
+    speech_times: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

@@ -135,6 +135,13 @@ def register(subparsers: Any) -> None:
         help="on: cut audio into windows on Silero VAD speech (long silences never reach the model)",
     )
     p.add_argument(
+        "--speech-times",
+        choices=("on", "off"),
+        default="on",
+        help="on: segment times (verbose_json, srt, vtt) moved onto the speech they cover (Silero VAD); "
+        "off: Whisper's own timestamp tokens",
+    )
+    p.add_argument(
         "--inline-model",
         choices=tuple(INLINE_MODEL_FLAGS),
         default="auto",
@@ -211,6 +218,7 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
                 gate=SpeechGate() if args.speech_gate == "on" else None,
                 skip_silence=True,  # OpenAI's no-speech rule, as serve_backend_options sets it
                 vad=args.vad == "on",
+                speech_times=args.speech_times == "on",
             ),
         ),
     )
