@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,8 @@ import numpy as np
 from whisper_tune.data.audio import SAMPLE_RATE
 from whisper_tune.inference import BackendOptions, DecodeOptions, FeatureBank, load_backend, resolve_device
 from whisper_tune.inference.options import MAX_NEW_TOKENS
-from whisper_tune.inference.speech_times import snap_times, speech_spans
+from whisper_tune.inference.speech_times import snap_segments
+from whisper_tune.inference.types import Segment
 from whisper_tune.scoring.boundaries import TOLERANCE_S, BoundaryScore, boundary_score
 
 from .longform_results import LongformComparison, LongformResult, ModeResult
@@ -150,11 +152,12 @@ def _sequential(
     return out
 
 
-def _chunked(
-    backend: Any, audios: list[np.ndarray], decode: DecodeOptions
-) -> list[list[tuple[float, float, str]]]:
-    transcripts = backend.transcribe_bank(FeatureBank(audios, cache=False), decode)
-    return [[(s.start, s.end, s.text) for s in t.segments] for t in transcripts]
+def _chunked(backend: Any, audios: list[np.ndarray], decode: DecodeOptions) -> list[list[Segment]]:
+    return [t.segments for t in backend.transcribe_bank(FeatureBank(audios, cache=False), decode)]
+
+
+def _rows(segments: list[Segment]) -> list[tuple[float, float, str]]:
+    return [(s.start, s.end, s.text) for s in segments]
 
 
 def _bounds(
@@ -219,22 +222,20 @@ def evaluate_longform(
     results: dict[str, ModeResult] = {}
     for mode in modes:
         t0 = time.perf_counter()
-        segs = (
-            _sequential(backend, audios, decode, batch_size)
-            if mode == "sequential"
-            else _chunked(backend, audios, decode)
-        )
-        seconds = time.perf_counter() - t0
-        raw_segs = segs
-        if speech_times:
-            spans = [speech_spans(a) for a in audios]
-            segs = [
-                [
-                    (s, e, t)
-                    for (s, e), (_s, _e, t) in zip(snap_times([r[:2] for r in rows], sp), rows, strict=True)
-                ]
-                for rows, sp in zip(raw_segs, spans, strict=True)
+        if mode == "sequential":
+            raw = [
+                [Segment(i, a, b, t) for i, (a, b, t) in enumerate(rows)]
+                for rows in _sequential(backend, audios, decode, batch_size)
             ]
+        else:  # word times let speech_times cut a segment at a pause (inference.speech_times)
+            raw = _chunked(backend, audios, replace(decode, word_timestamps=speech_times))
+        seconds = time.perf_counter() - t0
+        raw_segs = [_rows(x) for x in raw]
+        segs = (
+            [_rows(snap_segments(x, a)) for x, a in zip(raw, audios, strict=True)]
+            if speech_times
+            else raw_segs
+        )
         hyps = [" ".join(t.strip() for _s, _e, t in rows).strip() for rows in segs]
         scored = score_texts(
             model_spec,

@@ -414,6 +414,7 @@ class Backend(ABC):
                             round(start + min(w["start"], win_s), 3),
                             round(start + min(w["end"], win_s), 3),
                             w["probability"],
+                            [int(x) for x in w.get("tokens", ())],
                         )
                         for w in words[j]
                     ]

@@ -10,8 +10,12 @@ result objects, and no library takes a segment list plus audio, so the rule is w
 Speech is found by faster-whisper's Silero VAD (the model ``inference.vad`` already uses), with
 a short padding so a pause between turns stays a pause.
 
-The rule, per recording (text, tokens and words are never changed):
+The rule, per recording (no text is dropped or reworded):
 
+0. **split** (segments with word times, ``DecodeOptions.word_timestamps``): a segment whose
+   words straddle a pause of at least ``SPLIT_PAUSE_S`` is cut between those two words, its
+   text, tokens and words shared out (stable-ts' default regrouping splits at 0.5 s gaps too):
+   Whisper often writes two speakers' turns as one segment;
 1. **trim**: a segment's start moves forward onto the first detected speech inside it and its
    end back onto the last (a segment over no detected speech keeps its times);
 2. **nudge**: a start that falls inside speech less than ``NUDGE_S`` after a pause moves back
@@ -32,11 +36,20 @@ from whisper_tune.data.audio import SAMPLE_RATE
 
 from .types import Segment
 
-__all__ = ["MIN_PAUSE_MS", "NUDGE_S", "SPEECH_PAD_MS", "snap_segments", "snap_times", "speech_spans"]
+__all__ = [
+    "MIN_PAUSE_MS",
+    "NUDGE_S",
+    "SPEECH_PAD_MS",
+    "SPLIT_PAUSE_S",
+    "snap_segments",
+    "snap_times",
+    "speech_spans",
+]
 
 MIN_PAUSE_MS = 150  # a silence at least this long ends a speech stretch (faster-whisper's batched value: 160)
 SPEECH_PAD_MS = 30  # padding on each side of speech (faster-whisper's default 400 would fill a turn's pause)
 NUDGE_S = 0.6  # how far a boundary inside speech may move to the nearest pause
+SPLIT_PAUSE_S = 0.5  # a pause this long between two words of a segment cuts it (stable-ts' split_by_gap(.5))
 
 
 def speech_spans(audio: np.ndarray, sr: int = SAMPLE_RATE) -> list[tuple[float, float]]:
@@ -100,10 +113,50 @@ def snap_times(
     return [(s, e) for s, e in out]
 
 
-def snap_segments(segments: list[Segment], audio: np.ndarray, sr: int = SAMPLE_RATE) -> list[Segment]:
-    """A transcript's segments with their times snapped onto the speech of ``audio`` (text,
-    tokens, words and window statistics unchanged); the backends' ``speech_times`` step."""
+def _split(seg: Segment, pauses: Sequence[tuple[float, float]]) -> list[Segment]:
+    """``seg`` cut between two of its words wherever a pause's midpoint lies between theirs."""
+    words = seg.words or []
+    if len(words) < 2 or not all(w.tokens for w in words):
+        return [seg]  # no words, or words without their tokens: nothing safe to cut
+    if "".join(w.word for w in words).strip() != seg.text.strip():
+        return [seg]  # words that do not spell the text (dropped punctuation): keep it whole
+    mids = [(w.start + w.end) / 2 for w in words]
+    cuts: list[tuple[int, float, float]] = []  # (first word of the next part, pause start, pause end)
+    for p0, p1 in pauses:
+        k = bisect.bisect_left(mids, (p0 + p1) / 2)
+        if seg.start < p0 and p1 < seg.end and 0 < k < len(words) and (not cuts or cuts[-1][0] < k):
+            cuts.append((k, p0, p1))
+    if not cuts:
+        return [seg]
+    firsts = [0, *(k for k, _a, _b in cuts)]
+    lasts = [*(k for k, _a, _b in cuts), len(words)]
+    starts = [seg.start, *(p1 for _k, _p0, p1 in cuts)]
+    ends = [*(p0 for _k, p0, _p1 in cuts), seg.end]
+    parts: list[Segment] = []
+    used = 0
+    for j, (f, t, start, end) in enumerate(zip(firsts, lasts, starts, ends, strict=True)):
+        mine = words[f:t]
+        n = sum(len(w.tokens) for w in mine)
+        toks = seg.tokens[used:] if j == len(cuts) else seg.tokens[used : used + n]
+        used += n
+        text = "".join(w.word for w in mine)
+        parts.append(replace(seg, start=start, end=end, text=text, tokens=toks, words=list(mine)))
+    return parts
+
+
+def snap_segments(
+    segments: list[Segment], audio: np.ndarray, sr: int = SAMPLE_RATE, split_pause_s: float = SPLIT_PAUSE_S
+) -> list[Segment]:
+    """A transcript's segments on the speech of ``audio``: split at pauses (segments with words),
+    then times snapped (text, tokens, words and window statistics otherwise unchanged); the
+    backends' ``speech_times`` step. Segment ids are renumbered when a split adds segments."""
     if not segments:
         return segments
-    times = snap_times([(s.start, s.end) for s in segments], speech_spans(audio, sr))
-    return [replace(s, start=round(a, 3), end=round(b, 3)) for s, (a, b) in zip(segments, times, strict=True)]
+    spans = speech_spans(audio, sr)
+    pauses = [(a[1], b[0]) for a, b in zip(spans, spans[1:], strict=False) if b[0] - a[1] >= split_pause_s]
+    segments = [part for seg in segments for part in _split(seg, pauses)]
+    times = snap_times([(s.start, s.end) for s in segments], spans)
+    return [
+        replace(s, id=i, start=round(a, 3), end=round(b, 3))
+        for i, (s, (a, b)) in enumerate(zip(segments, times, strict=True))
+    ]

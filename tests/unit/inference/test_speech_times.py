@@ -20,7 +20,9 @@ def voiced(seconds: float, seed: int = 0) -> np.ndarray:
     """A voiced, amplitude-modulated 150 Hz buzz with harmonics: close enough to speech for Silero."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(SR * seconds)) / SR
-    buzz = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 12)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t))
+    buzz = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 12)) * (
+        0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)
+    )
     return (0.3 * buzz + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
 
 
@@ -65,7 +67,7 @@ def test_snapped_times_stay_ordered_and_inside_the_recording() -> None:
         for (s, e), (s0, e0) in zip(out, segs, strict=True):
             assert s < e
             assert s0 - 0.6 - 1e-9 <= s and e <= e0 + 0.6 + 1e-9  # moved at most by the nudge
-        for (_s, e), (s2, _e) in zip(out, out[1:]):
+        for (_s, e), (s2, _e) in zip(out, out[1:], strict=False):
             assert e <= s2 + 1e-9  # no overlap with the next segment
 
 
@@ -89,6 +91,27 @@ def test_snap_segments_changes_times_only() -> None:
     assert [(s.start, s.end) for s in out] == [(round(a, 3), round(b, 3)) for a, b in want]
     assert out[0].start > 0.3 and out[0].end < 4.7 and out[1].start > 5.7  # off the pauses
     assert snap_segments([], audio) == []
+
+
+def test_a_segment_over_two_turns_is_cut_at_the_pause_between_its_words() -> None:
+    audio = two_turns()  # speech 0.5-4.5 s and 5.9-8.9 s
+    words = [
+        Word(" Can", 0.5, 1.5, 0.9, [11]),
+        Word(" I", 1.5, 4.4, 0.9, [12]),
+        Word(" Yes.", 6.0, 8.8, 0.9, [13, 14]),
+    ]
+    seg = Segment(0, 0.0, 9.0, " Can I Yes.", [11, 12, 13, 14], words=words, avg_logprob=-0.2)
+    out = snap_segments([seg], audio)
+    assert [s.text for s in out] == [" Can I", " Yes."] and [s.id for s in out] == [0, 1]
+    assert [s.tokens for s in out] == [[11, 12], [13, 14]] and out[1].words == words[2:]
+    assert out[0].end < 4.7 and out[1].start > 5.7 and out[1].avg_logprob == -0.2
+    # words that do not spell the text, or carry no tokens: kept whole (times still snapped)
+    odd = Segment(0, 0.0, 9.0, " Can I, yes.", [11, 12, 13, 14], words=words)
+    assert [s.text for s in snap_segments([odd], audio)] == [" Can I, yes."]
+    bare = [Word(w.word, w.start, w.end) for w in words]
+    assert len(snap_segments([Segment(0, 0.0, 9.0, " Can I Yes.", words=bare)], audio)) == 1
+    # a pause shorter than SPLIT_PAUSE_S does not cut
+    assert len(snap_segments([seg], audio, split_pause_s=2.0)) == 1
 
 
 class TwoSegmentWhisper(torch.nn.Module):
@@ -118,7 +141,9 @@ def test_the_backend_applies_it_only_when_asked(on: bool) -> None:
     model = TwoSegmentWhisper(proc.tokenizer)
     b = HFBackend(model, proc, "two", BackendOptions(batch_size=2))
     model.timestamp_begin = b.timestamp_begin
-    (t,) = b.transcribe_bank(FeatureBank([two_turns()], cache=False), DecodeOptions(timestamps=True, speech_times=on))
+    (t,) = b.transcribe_bank(
+        FeatureBank([two_turns()], cache=False), DecodeOptions(timestamps=True, speech_times=on)
+    )
     times = [(s.start, s.end) for s in t.segments]
     assert [s.text.strip() for s in t.segments] == ["hello", "there"]
     raw = [(0.0, 5.0), (5.0, 9.0)]
