@@ -40,7 +40,7 @@ from whisper_tune.data.audio import SAMPLE_RATE
 from whisper_tune.inference import BackendOptions, DecodeOptions, FeatureBank, load_backend, resolve_device
 from whisper_tune.inference.options import MAX_NEW_TOKENS
 from whisper_tune.inference.speech_times import snap_segments
-from whisper_tune.inference.types import Segment
+from whisper_tune.inference.types import Segment, Word
 from whisper_tune.scoring.boundaries import TOLERANCE_S, BoundaryScore, boundary_score
 
 from .longform_results import LongformComparison, LongformResult, ModeResult
@@ -103,13 +103,16 @@ def sequential_token_cap(wanted: int, positions: int, multilingual: bool) -> int
 
 def _sequential(
     backend: Any, audios: list[np.ndarray], decode: DecodeOptions, batch_size: int
-) -> list[list[tuple[float, float, str]]]:
-    """Transformers long-form generate, ``batch_size`` recordings at a time."""
+) -> list[list[Segment]]:
+    """Transformers long-form generate, ``batch_size`` recordings at a time; with
+    ``decode.word_timestamps`` (and alignment heads) each segment gets word times from
+    Transformers' ``return_token_timestamps``, grouped into words as the chunked path does."""
     import torch
 
     model, fe, tok = backend.model, backend.feature_extractor, backend.tokenizer
     p = next(model.parameters())
-    out: list[list[tuple[float, float, str]]] = []
+    words = bool(decode.word_timestamps and backend.can_align)
+    out: list[list[Segment]] = []
     for b in range(0, len(audios), batch_size):
         batch = audios[b : b + batch_size]
         long = max(len(a) for a in batch) > fe.n_samples
@@ -133,8 +136,10 @@ def _sequential(
                 decode.max_new_tokens or MAX_NEW_TOKENS, backend.max_target_positions, backend.multilingual
             ),
         }
-        if long:
+        if long or words:  # token timestamps need the frame count the mask gives
             kwargs["attention_mask"] = feats["attention_mask"].to(p.device)
+        if words:
+            kwargs["return_token_timestamps"] = True
         if backend.multilingual:
             kwargs["task"] = decode.task
             if decode.language:
@@ -143,11 +148,22 @@ def _sequential(
         with torch.inference_mode():
             res = model.generate(feats["input_features"].to(device=p.device, dtype=p.dtype), **kwargs)
         for segs in res["segments"]:
-            rows = []
+            rows: list[Segment] = []
             for s in segs:
                 text = tok.decode(s["tokens"], skip_special_tokens=True)
-                if text.strip():
-                    rows.append((float(s["start"]), float(s["end"]), str(text)))
+                if not text.strip():
+                    continue
+                seg = Segment(len(rows), float(s["start"]), float(s["end"]), str(text))
+                if words and s.get("token_timestamps") is not None:
+                    ids = [int(t) for t in s["tokens"]]
+                    times = [float(seg.start), *(float(t) for t in s["token_timestamps"])]
+                    seg.tokens = [t for t in ids if t < backend.eot]
+                    seg.words = [
+                        Word(w["word"], w["start"], w["end"], 0.0, w["tokens"])
+                        for w in backend.group_words(ids, times)
+                        if str(w["word"]).strip()  # punctuation merged into a neighbour
+                    ]
+                rows.append(seg)
             out.append(rows)
     return out
 
@@ -222,13 +238,12 @@ def evaluate_longform(
     results: dict[str, ModeResult] = {}
     for mode in modes:
         t0 = time.perf_counter()
+        # word times let speech_times cut a segment at a pause (inference.speech_times)
+        timed = replace(decode, word_timestamps=speech_times)
         if mode == "sequential":
-            raw = [
-                [Segment(i, a, b, t) for i, (a, b, t) in enumerate(rows)]
-                for rows in _sequential(backend, audios, decode, batch_size)
-            ]
-        else:  # word times let speech_times cut a segment at a pause (inference.speech_times)
-            raw = _chunked(backend, audios, replace(decode, word_timestamps=speech_times))
+            raw = _sequential(backend, audios, timed, batch_size)
+        else:
+            raw = _chunked(backend, audios, timed)
         seconds = time.perf_counter() - t0
         raw_segs = [_rows(x) for x in raw]
         segs = (
