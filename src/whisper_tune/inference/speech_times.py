@@ -153,7 +153,10 @@ def snap_segments(
     if not segments:
         return segments
     spans = speech_spans(audio, sr)
-    pauses = [(a[1], b[0]) for a, b in zip(spans, spans[1:], strict=False) if b[0] - a[1] >= split_pause_s]
+    pad = 2 * SPEECH_PAD_MS / 1000  # the spans are padded: the silence is the gap plus both pads
+    pauses = [
+        (a[1], b[0]) for a, b in zip(spans, spans[1:], strict=False) if b[0] - a[1] + pad >= split_pause_s
+    ]
     segments = [part for seg in segments for part in _split(seg, pauses)]
     times = snap_times([(s.start, s.end) for s in segments], spans)
     return [
