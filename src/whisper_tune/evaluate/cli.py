@@ -100,6 +100,14 @@ def _common(p: argparse.ArgumentParser) -> None:
         "(Silero VAD; the model's own timestamps are scored beside them); off: the model's own only",
     )
     p.add_argument(
+        "--split-pause",
+        type=float,
+        default=0.5,
+        help="with --speech-times on: a pause of at least this many seconds between two words cuts a "
+        "long-form segment there (default 0.5, stable-ts' gap; lower values split more turns and more "
+        "sentences, docs/evaluate.md)",
+    )
+    p.add_argument(
         "--redact",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -128,7 +136,7 @@ def _longform_of(args: argparse.Namespace, spec: str) -> Any:
         spec, args.longform, modes=args.longform_modes, normalizer=args.normalizer,
         batch_size=args.batch_size, device=args.device, num_beams=args.num_beams,
         max_new_tokens=args.max_new_tokens, language=args.language,
-        speech_times=args.speech_times == "on",
+        speech_times=args.speech_times == "on", split_pause_s=args.split_pause,
     )  # fmt: skip
 
 
@@ -231,6 +239,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         longform=args.longform,
         longform_modes=args.longform_modes,
         speech_times=args.speech_times == "on",
+        split_pause_s=args.split_pause,
         redact=args.redact,
         domain_terms=args.domain_terms,
         train_log=run.local_copy() if run is not None else None,  # a URI: its copy without checkpoints

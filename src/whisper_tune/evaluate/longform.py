@@ -39,7 +39,7 @@ import numpy as np
 from whisper_tune.data.audio import SAMPLE_RATE
 from whisper_tune.inference import BackendOptions, DecodeOptions, FeatureBank, load_backend, resolve_device
 from whisper_tune.inference.options import MAX_NEW_TOKENS
-from whisper_tune.inference.speech_times import snap_segments
+from whisper_tune.inference.speech_times import SPLIT_PAUSE_S, snap_segments
 from whisper_tune.inference.types import Segment, Word
 from whisper_tune.scoring.boundaries import TOLERANCE_S, BoundaryScore, boundary_score
 
@@ -200,18 +200,22 @@ def evaluate_longform(
     limit: int | None = None,
     tolerance_s: float = TOLERANCE_S,
     speech_times: bool = True,
+    split_pause_s: float = SPLIT_PAUSE_S,
     items: list[EvalItem] | None = None,
     skipped: list[dict[str, Any]] | None = None,
 ) -> LongformResult:
     """Decode every recording of ``data`` with ``model_spec`` (Transformers, in ``precision``: a
     torch dtype or ``auto``) in each of ``modes``. ``speech_times``: segment times moved onto the
     speech they cover, as the server returns them (``inference.speech_times``); the model's own
-    timestamps are scored beside them."""
+    timestamps are scored beside them; ``split_pause_s``: the pause between two words that cuts
+    a segment there."""
     from whisper_tune.errors import UserError
 
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
         raise UserError(f"long-form modes {bad or '(none)'}: choose from {', '.join(MODES)}")
+    if not split_pause_s > 0:
+        raise UserError(f"split pause must be > 0 seconds, got {split_pause_s}")
     if items is None:
         items, skipped = load_eval_items(str(data), limit=limit)
     refs = [reference_segments(it.meta, it.origin) for it in items]
@@ -247,7 +251,10 @@ def evaluate_longform(
         seconds = time.perf_counter() - t0
         raw_segs = [_rows(x) for x in raw]
         segs = (
-            [_rows(snap_segments(x, a)) for x, a in zip(raw, audios, strict=True)]
+            [
+                _rows(snap_segments(x, a, split_pause_s=split_pause_s))
+                for x, a in zip(raw, audios, strict=True)
+            ]
             if speech_times
             else raw_segs
         )

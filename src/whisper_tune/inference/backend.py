@@ -420,7 +420,10 @@ class Backend(ABC):
                     ]
                 segs.append(seg)
         if options.timestamps and options.speech_times:
-            per_file = [snap_segments(segs, bank.audios[i]) for i, segs in enumerate(per_file)]
+            per_file = [
+                snap_segments(segs, bank.audios[i], split_pause_s=options.split_pause_s)
+                for i, segs in enumerate(per_file)
+            ]
         return [
             Transcript(
                 text=" ".join(s.text.strip() for s in segs).strip(),

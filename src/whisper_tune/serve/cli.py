@@ -142,6 +142,13 @@ def register(subparsers: Any) -> None:
         "off: Whisper's own timestamp tokens",
     )
     p.add_argument(
+        "--split-pause",
+        type=float,
+        default=0.5,
+        help="with --speech-times on and word timestamps: a pause of at least this many seconds between "
+        "two words cuts a segment there (default 0.5)",
+    )
+    p.add_argument(
         "--inline-model",
         choices=tuple(INLINE_MODEL_FLAGS),
         default="auto",
@@ -219,6 +226,7 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
                 skip_silence=True,  # OpenAI's no-speech rule, as serve_backend_options sets it
                 vad=args.vad == "on",
                 speech_times=args.speech_times == "on",
+                split_pause_s=args.split_pause,
             ),
         ),
     )

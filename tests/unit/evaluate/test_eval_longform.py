@@ -175,4 +175,9 @@ def test_the_model_s_own_timestamps_are_scored_beside_the_snapped_ones() -> None
     args = build_parser().parse_args(["compare", "--base", "b", "--tuned", "t", "--data", "d"])
     assert args.speech_times == "on"
     off = build_parser().parse_args(["evaluate", "--model", "m", "--data", "d", "--speech-times", "off"])
-    assert off.speech_times == "off"
+    assert off.speech_times == "off" and off.split_pause == 0.5
+    from whisper_tune.errors import UserError
+    from whisper_tune.evaluate.longform import evaluate_longform
+
+    with pytest.raises(UserError, match="split pause"):
+        evaluate_longform("m", "lf.jsonl", split_pause_s=0.0)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from whisper_tune.inference import BackendOptions, DecodeOptions, FeatureBank, HFBackend
+from whisper_tune.inference import BackendOptions, DecodeOptions, FeatureBank, HFBackend, InvalidOptionError
 from whisper_tune.inference.speech_times import snap_segments, snap_times, speech_spans
 from whisper_tune.inference.types import Segment, Word
 
@@ -110,8 +110,10 @@ def test_a_segment_over_two_turns_is_cut_at_the_pause_between_its_words() -> Non
     assert [s.text for s in snap_segments([odd], audio)] == [" Can I, yes."]
     bare = [Word(w.word, w.start, w.end) for w in words]
     assert len(snap_segments([Segment(0, 0.0, 9.0, " Can I Yes.", words=bare)], audio)) == 1
-    # a pause shorter than SPLIT_PAUSE_S does not cut
+    # a pause shorter than split_pause_s does not cut; the option must be positive
     assert len(snap_segments([seg], audio, split_pause_s=2.0)) == 1
+    with pytest.raises(InvalidOptionError, match="split_pause_s"):
+        DecodeOptions(split_pause_s=0.0)
 
 
 class TwoSegmentWhisper(torch.nn.Module):
