@@ -106,65 +106,93 @@ def _sequential(
 ) -> list[list[Segment]]:
     """Transformers long-form generate, ``batch_size`` recordings at a time; with
     ``decode.word_timestamps`` (and alignment heads) each segment gets word times from
-    Transformers' ``return_token_timestamps``, grouped into words as the chunked path does."""
-    import torch
+    Transformers' ``return_token_timestamps``, grouped into words as the chunked path does.
 
-    model, fe, tok = backend.model, backend.feature_extractor, backend.tokenizer
-    p = next(model.parameters())
+    Transformers 5.24's token timestamps can fail inside its fallback loop (an IndexError in
+    ``_extract_token_timestamps``, seen on base tiny.en with a synthetic call): the batch is then
+    decoded one recording at a time, and a recording that still fails is decoded without word
+    times (a logged warning naming it), so one recording never costs the others theirs."""
     words = bool(decode.word_timestamps and backend.can_align)
     out: list[list[Segment]] = []
     for b in range(0, len(audios), batch_size):
         batch = audios[b : b + batch_size]
-        long = max(len(a) for a in batch) > fe.n_samples
-        feats = fe(
-            batch,
-            sampling_rate=SAMPLE_RATE,
-            return_tensors="pt",
-            truncation=not long,
-            padding="longest" if long else "max_length",
-            return_attention_mask=True,
-        )
-        kwargs: dict[str, Any] = {
-            "return_timestamps": True,
-            "return_segments": True,
-            "condition_on_prev_tokens": True,
-            "temperature": FALLBACK_TEMPERATURES,
-            "compression_ratio_threshold": 1.35,  # on token ids, zlib; the Transformers docs' value
-            "logprob_threshold": -1.0,
-            "num_beams": decode.beams,
-            "max_new_tokens": sequential_token_cap(
-                decode.max_new_tokens or MAX_NEW_TOKENS, backend.max_target_positions, backend.multilingual
-            ),
-        }
-        if long or words:  # token timestamps need the frame count the mask gives
-            kwargs["attention_mask"] = feats["attention_mask"].to(p.device)
-        if words:
-            kwargs["return_token_timestamps"] = True
-        if backend.multilingual:
-            kwargs["task"] = decode.task
-            if decode.language:
-                kwargs["language"] = decode.language
-        torch.manual_seed(0)  # fallback temperatures sample: same run, same transcript
-        with torch.inference_mode():
-            res = model.generate(feats["input_features"].to(device=p.device, dtype=p.dtype), **kwargs)
-        for segs in res["segments"]:
-            rows: list[Segment] = []
-            for s in segs:
-                text = tok.decode(s["tokens"], skip_special_tokens=True)
-                if not text.strip():
-                    continue
-                seg = Segment(len(rows), float(s["start"]), float(s["end"]), str(text))
-                if words and s.get("token_timestamps") is not None:
-                    ids = [int(t) for t in s["tokens"]]
-                    times = [float(seg.start), *(float(t) for t in s["token_timestamps"])]
-                    seg.tokens = [t for t in ids if t < backend.eot]
-                    seg.words = [
-                        Word(w["word"], w["start"], w["end"], 0.0, w["tokens"])
-                        for w in backend.group_words(ids, times)
-                        if str(w["word"]).strip()  # punctuation merged into a neighbour
-                    ]
-                rows.append(seg)
-            out.append(rows)
+        try:
+            out += _generate_long(backend, batch, decode, words)
+        except (IndexError, RuntimeError) as e:
+            if not words:
+                raise
+            for k, audio in enumerate(batch):
+                try:
+                    out += _generate_long(backend, [audio], decode, True)
+                except (IndexError, RuntimeError) as e1:
+                    log.warning(
+                        "long-form recording %d: word times failed (%s: %s); decoded without them",
+                        b + k,
+                        type(e1).__name__,
+                        e1 if str(e1) else e,
+                    )
+                    out += _generate_long(backend, [audio], decode, False)
+    return out
+
+
+def _generate_long(
+    backend: Any, batch: list[np.ndarray], decode: DecodeOptions, words: bool
+) -> list[list[Segment]]:
+    import torch
+
+    model, fe, tok = backend.model, backend.feature_extractor, backend.tokenizer
+    p = next(model.parameters())
+    long = max(len(a) for a in batch) > fe.n_samples
+    feats = fe(
+        batch,
+        sampling_rate=SAMPLE_RATE,
+        return_tensors="pt",
+        truncation=not long,
+        padding="longest" if long else "max_length",
+        return_attention_mask=True,
+    )
+    kwargs: dict[str, Any] = {
+        "return_timestamps": True,
+        "return_segments": True,
+        "condition_on_prev_tokens": True,
+        "temperature": FALLBACK_TEMPERATURES,
+        "compression_ratio_threshold": 1.35,  # on token ids, zlib; the Transformers docs' value
+        "logprob_threshold": -1.0,
+        "num_beams": decode.beams,
+        "max_new_tokens": sequential_token_cap(
+            decode.max_new_tokens or MAX_NEW_TOKENS, backend.max_target_positions, backend.multilingual
+        ),
+    }
+    if long or words:  # token timestamps need the frame count the mask gives
+        kwargs["attention_mask"] = feats["attention_mask"].to(p.device)
+    if words:
+        kwargs["return_token_timestamps"] = True
+    if backend.multilingual:
+        kwargs["task"] = decode.task
+        if decode.language:
+            kwargs["language"] = decode.language
+    torch.manual_seed(0)  # fallback temperatures sample: same run, same transcript
+    with torch.inference_mode():
+        res = model.generate(feats["input_features"].to(device=p.device, dtype=p.dtype), **kwargs)
+    out: list[list[Segment]] = []
+    for segs in res["segments"]:
+        rows: list[Segment] = []
+        for s in segs:
+            text = tok.decode(s["tokens"], skip_special_tokens=True)
+            if not text.strip():
+                continue
+            seg = Segment(len(rows), float(s["start"]), float(s["end"]), str(text))
+            if words and s.get("token_timestamps") is not None:
+                ids = [int(t) for t in s["tokens"]]
+                times = [float(seg.start), *(float(t) for t in s["token_timestamps"])]
+                seg.tokens = [t for t in ids if t < backend.eot]
+                seg.words = [
+                    Word(w["word"], w["start"], w["end"], 0.0, w["tokens"])
+                    for w in backend.group_words(ids, times)
+                    if str(w["word"]).strip()  # punctuation merged into a neighbour
+                ]
+            rows.append(seg)
+        out.append(rows)
     return out
 
 
