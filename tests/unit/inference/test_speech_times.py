@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from test_inference_gate import HelloWhisper
 
 from whisper_tune.inference import BackendOptions, DecodeOptions, FeatureBank, HFBackend, InvalidOptionError
 from whisper_tune.inference.speech_times import snap_segments, snap_times, speech_spans
@@ -116,16 +116,10 @@ def test_a_segment_over_two_turns_is_cut_at_the_pause_between_its_words() -> Non
         DecodeOptions(split_pause_s=0.0)
 
 
-class TwoSegmentWhisper(torch.nn.Module):
+class TwoSegmentWhisper(HelloWhisper):
     """generate() -> ``<|0.00|> hello<|5.00|><|5.00|> there<|9.00|>``: whole seconds, touching."""
 
-    def __init__(self, tokenizer: Any) -> None:
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.zeros(1))
-        self.tok = tokenizer
-        self.config = SimpleNamespace(max_target_positions=448, max_source_positions=1500)
-        self.generation_config = SimpleNamespace(is_multilingual=False)
-        self.timestamp_begin = 0
+    timestamp_begin = 0
 
     def generate(self, input_features: torch.Tensor, max_new_tokens: int, **kwargs: Any) -> torch.Tensor:
         tb = self.timestamp_begin
