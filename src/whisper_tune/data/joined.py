@@ -4,7 +4,11 @@ Why: the long-form checks (the tuned model on recordings longer than Whisper's 3
 decoded sequentially and chunked; and "no worse than base on general speech") need recordings
 of a minute or more with time-aligned references, while most held-out sets -- the real-speech
 guard, a corpus' test split -- are short clips. Joining clips with short pauses gives such
-recordings, and each clip's place in it is an exact reference segment. No library writes the
+recordings, and each clip's place in it is an exact reference segment. A reference segment
+marks the clip's speech (from its first to its last 10 ms frame within 40 dB of its loudest,
+the rule ``data synth`` trims its clips and calls with), as a transcriber's SRT would, not the
+clip's own leading and trailing silence (``clip_start``/``clip_end`` keep those); the audio is
+written whole. No library writes the
 manifest rows (``segments`` with ``start``/``end``/``text``) that ``evaluate --longform`` reads,
 so this is done here; audio is read and written with the project's ``load_audio`` and soundfile.
 
@@ -25,6 +29,7 @@ import numpy as np
 
 from whisper_tune.data.audio import load_audio
 from whisper_tune.data.manifest import load_manifest
+from whisper_tune.data.synth.channel import active_extent
 from whisper_tune.errors import DataError
 
 __all__ = ["JoinResult", "join_clips"]
@@ -115,12 +120,17 @@ def _write(out: Path, k: int, group: list[tuple[np.ndarray, Any, int]]) -> dict[
     segments: list[dict[str, Any]] = []
     t = 0
     for audio, s, pause_samples in group:
+        a, b = active_extent(audio, SR)
+        if b <= a:  # digital silence: the clip's own extent
+            a, b = 0, audio.size
         segments.append(
             {
-                "start": round(t / SR, 3),
-                "end": round((t + audio.size) / SR, 3),
+                "start": round((t + a) / SR, 3),  # the speech, as a transcriber marks it
+                "end": round((t + b) / SR, 3),
                 "text": s.text.strip(),
                 "id": s.id,
+                "clip_start": round(t / SR, 3),  # the whole clip, its own silences included
+                "clip_end": round((t + audio.size) / SR, 3),
             }
         )
         pause = np.zeros(pause_samples, dtype=np.float32)

@@ -93,6 +93,21 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="comma-separated: sequential (Transformers long-form generate), chunked (batched windows)",
     )
     p.add_argument(
+        "--speech-times",
+        choices=("on", "off"),
+        default="on",
+        help="long-form segment times moved onto the speech they cover, as the server returns them "
+        "(Silero VAD; the model's own timestamps are scored beside them); off: the model's own only",
+    )
+    p.add_argument(
+        "--split-pause",
+        type=float,
+        default=0.5,
+        help="with --speech-times on: a pause of at least this many seconds between two words cuts a "
+        "long-form segment there (default 0.5, stable-ts' gap; lower values split more turns and more "
+        "sentences, docs/evaluate.md)",
+    )
+    p.add_argument(
         "--redact",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -121,6 +136,7 @@ def _longform_of(args: argparse.Namespace, spec: str) -> Any:
         spec, args.longform, modes=args.longform_modes, normalizer=args.normalizer,
         batch_size=args.batch_size, device=args.device, num_beams=args.num_beams,
         max_new_tokens=args.max_new_tokens, language=args.language,
+        speech_times=args.speech_times == "on", split_pause_s=args.split_pause,
     )  # fmt: skip
 
 
@@ -222,6 +238,8 @@ def _run_compare(args: argparse.Namespace) -> int:
         out,
         longform=args.longform,
         longform_modes=args.longform_modes,
+        speech_times=args.speech_times == "on",
+        split_pause_s=args.split_pause,
         redact=args.redact,
         domain_terms=args.domain_terms,
         train_log=run.local_copy() if run is not None else None,  # a URI: its copy without checkpoints

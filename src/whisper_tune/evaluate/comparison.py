@@ -56,6 +56,8 @@ def compare(
     longform: str | Path | None = None,
     longform_modes: Sequence[str] = ("sequential", "chunked"),
     redact: bool = False,
+    speech_times: bool = True,
+    split_pause_s: float = 0.5,
 ) -> ComparisonResult:
     """Base vs tuned over the same audio; writes report.md, report.json, PNGs, base/ and tuned/.
 
@@ -68,7 +70,7 @@ def compare(
     row; ``None``: the report says "no real-speech guard"). ``prompt_baseline``: an initial
     prompt (``"terms"``: the domain terms, comma-separated) with which the *base* model also
     decodes ``data``, so the report shows whether tuning beats prompting. ``longform``,
-    ``longform_modes``, ``redact``: as for ``evaluate`` (the long-form section is base vs tuned).
+    ``longform_modes``, ``speech_times``, ``split_pause_s``, ``redact``: as for ``evaluate`` (the long-form section is base vs tuned).
     """
     resolve_normalizer(normalizer)
     items, skipped = load_eval_items(data, limit=limit)
@@ -120,6 +122,7 @@ def compare(
             base_spec, tuned_spec, longform, modes=longform_modes, normalizer=normalizer,
             batch_size=batch_size, device=device, num_beams=num_beams, max_new_tokens=max_new_tokens,
             language=language, precision=precision if backend == "hf" else "auto",
+            speech_times=speech_times, split_pause_s=split_pause_s,
         )  # fmt: skip
     base.redact = tuned.redact = redact
     cmp = write_comparison(cmp, out_dir, worst_n=worst_n)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +39,12 @@ import numpy as np
 from whisper_tune.data.audio import SAMPLE_RATE
 from whisper_tune.inference import BackendOptions, DecodeOptions, FeatureBank, load_backend, resolve_device
 from whisper_tune.inference.options import MAX_NEW_TOKENS
+from whisper_tune.inference.speech_times import SPLIT_PAUSE_S, snap_segments
+from whisper_tune.inference.types import Segment, Word
 from whisper_tune.scoring.boundaries import TOLERANCE_S, BoundaryScore, boundary_score
 
-from .markdown import _pct, _rel, _table
+from .longform_results import LongformComparison, LongformResult, ModeResult
 from .pipeline import EvalItem, load_eval_items, resolve_model_spec, score_texts
-from .report import EvalResult, relative_change_pct
 
 __all__ = [
     "MODES",
@@ -86,178 +87,6 @@ def reference_segments(meta: dict[str, Any], origin: str = "") -> list[tuple[flo
     return out
 
 
-@dataclass
-class ModeResult:
-    """One model, one decoding mode, over the long-form set."""
-
-    mode: str
-    result: EvalResult  # full-transcript WER (one "utterance" per recording)
-    segments: list[list[tuple[float, float, str]]]  # per recording
-    boundaries: list[BoundaryScore | None]  # per recording; None without reference segments
-    seconds: float
-
-    @property
-    def boundary(self) -> BoundaryScore | None:
-        scored = [b for b in self.boundaries if b is not None]
-        return sum(scored, BoundaryScore()) if scored else None
-
-    def to_dict(self) -> dict[str, Any]:
-        b = self.boundary
-        audio = self.result.audio_seconds
-        return {
-            "wer": self.result.wer,
-            "wer_ortho": self.result.wer_ortho,
-            "counts": self.result.counts.to_dict(),
-            "boundaries": b.to_dict() if b is not None else None,
-            "seconds": self.seconds,
-            "rtfx": audio / self.seconds if self.seconds > 0 else None,
-            "recordings": [
-                {
-                    "id": u.id,
-                    "duration": u.duration,
-                    "wer": u.score.wer,
-                    "ref": u.ref,
-                    "hyp": u.hyp,
-                    "boundaries": bs.to_dict() if bs is not None else None,
-                    "segments": [{"start": round(s, 2), "end": round(e, 2), "text": t} for s, e, t in segs],
-                }
-                for u, segs, bs in zip(self.result.utterances, self.segments, self.boundaries, strict=True)
-            ],
-        }
-
-
-@dataclass
-class LongformResult:
-    """One model over the long-form set, in each decoding mode."""
-
-    model: str
-    data: str
-    modes: dict[str, ModeResult]
-    tolerance_s: float = TOLERANCE_S
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        first = next(iter(self.modes.values()))
-        return {
-            "model": self.model,
-            "data": self.data,
-            "recordings": len(first.result.utterances),
-            "audio_seconds": first.result.audio_seconds,
-            "tolerance_s": self.tolerance_s,
-            "modes": {m: r.to_dict() for m, r in self.modes.items()},
-            "skipped": self.skipped,
-        }
-
-    def markdown_lines(self) -> list[str]:
-        first = next(iter(self.modes.values()))
-        lines = [
-            f"## Long-form ({len(first.result.utterances)} recordings, "
-            f"{first.result.audio_seconds / 60:.1f} min, `{Path(self.data).name}`)",
-            "",
-        ]
-        rows = []
-        for m, r in self.modes.items():
-            b = r.boundary
-            rows.append(
-                (
-                    m,
-                    _pct(r.result.wer),
-                    _pct(b.accuracy if b else None),
-                    _pct(b.precision if b else None),
-                    f"{r.seconds:.1f} s",
-                )
-            )
-        lines += _table(
-            [
-                "decoding",
-                "WER",
-                f"ref. boundaries within {self.tolerance_s} s",
-                "pred. boundaries near ref.",
-                "time",
-            ],
-            rows,
-        )
-        return lines + _explainer()
-
-
-def _explainer() -> list[str]:
-    return [
-        "sequential = Transformers' long-form generate (timestamp-driven seeking, conditioned on the "
-        "previous text, temperature fallback); chunked = cut on silence into <= 30 s windows decoded "
-        "in parallel batches (the server's path). Boundaries: each reference segment's start and end.",
-        "",
-    ]
-
-
-@dataclass
-class LongformComparison:
-    """Base vs tuned on the long-form set (the compare report's long-form section)."""
-
-    base: LongformResult
-    tuned: LongformResult
-
-    def to_dict(self) -> dict[str, Any]:
-        modes = {}
-        for m, b in self.base.modes.items():
-            t = self.tuned.modes.get(m)
-            if t is None:
-                continue
-            bb, tb = b.boundary, t.boundary
-            modes[m] = {
-                "base_wer": b.result.wer,
-                "tuned_wer": t.result.wer,
-                "relative_change_pct": relative_change_pct(b.result.wer, t.result.wer),
-                "base_boundary_accuracy": bb.accuracy if bb else None,
-                "tuned_boundary_accuracy": tb.accuracy if tb else None,
-                "base_seconds": b.seconds,
-                "tuned_seconds": t.seconds,
-            }
-        return {"summary": modes, "base": self.base.to_dict(), "tuned": self.tuned.to_dict()}
-
-    def markdown_lines(self) -> list[str]:
-        first = next(iter(self.base.modes.values()))
-        lines = [
-            f"## Long-form ({len(first.result.utterances)} recordings, "
-            f"{first.result.audio_seconds / 60:.1f} min, `{Path(self.base.data).name}`)",
-            "",
-        ]
-        rows = []
-        for m, s in self.to_dict()["summary"].items():
-            rows.append(
-                (
-                    m,
-                    _pct(s["base_wer"]),
-                    _pct(s["tuned_wer"]),
-                    _rel(s["relative_change_pct"]),
-                    _pct(s["base_boundary_accuracy"]),
-                    _pct(s["tuned_boundary_accuracy"]),
-                    f"{s['base_seconds']:.1f} / {s['tuned_seconds']:.1f} s",
-                )
-            )
-        tol = self.base.tolerance_s
-        lines += _table(
-            [
-                "decoding",
-                "base WER",
-                "tuned WER",
-                "change",
-                f"base boundaries ({tol} s)",
-                f"tuned boundaries ({tol} s)",
-                "time base / tuned",
-            ],
-            rows,
-        )
-        lines += _explainer()
-        tuned_seq = self.tuned.modes.get("sequential") or next(iter(self.tuned.modes.values()))
-        if tuned_seq.result.utterances:
-            u, segs = tuned_seq.result.utterances[0], tuned_seq.segments[0]
-            lines += [f"First recording (`{u.id}`), tuned, {tuned_seq.mode}, first segments:", ""]
-            lines += _table(
-                ["start", "end", "text"], [(f"{s:.2f}", f"{e:.2f}", t.strip()) for s, e, t in segs[:12]]
-            )
-        return lines
-
-
 # ---------------------------------------------------------------- decoding
 def sequential_token_cap(wanted: int, positions: int, multilingual: bool) -> int:
     """``max_new_tokens`` that fits beside the previous text in sequential decoding.
@@ -274,60 +103,114 @@ def sequential_token_cap(wanted: int, positions: int, multilingual: bool) -> int
 
 def _sequential(
     backend: Any, audios: list[np.ndarray], decode: DecodeOptions, batch_size: int
-) -> list[list[tuple[float, float, str]]]:
-    """Transformers long-form generate, ``batch_size`` recordings at a time."""
+) -> list[list[Segment]]:
+    """Transformers long-form generate, ``batch_size`` recordings at a time; with
+    ``decode.word_timestamps`` (and alignment heads) each segment gets word times from
+    Transformers' ``return_token_timestamps``, grouped into words as the chunked path does.
+
+    Transformers 5.24's token timestamps can fail inside its fallback loop (an IndexError in
+    ``_extract_token_timestamps``, seen on base tiny.en with a synthetic call): the batch is then
+    decoded one recording at a time, and a recording that still fails is decoded without word
+    times (a logged warning naming it), so one recording never costs the others theirs."""
+    words = bool(decode.word_timestamps and backend.can_align)
+    out: list[list[Segment]] = []
+    for b in range(0, len(audios), batch_size):
+        batch = audios[b : b + batch_size]
+        try:
+            out += _generate_long(backend, batch, decode, words)
+        except (IndexError, RuntimeError) as e:
+            if not words:
+                raise
+            for k, audio in enumerate(batch):
+                try:
+                    out += _generate_long(backend, [audio], decode, True)
+                except (IndexError, RuntimeError) as e1:
+                    log.warning(
+                        "long-form recording %d: word times failed (%s: %s); decoded without them",
+                        b + k,
+                        type(e1).__name__,
+                        e1 if str(e1) else e,
+                    )
+                    out += _generate_long(backend, [audio], decode, False)
+    return out
+
+
+def _generate_long(
+    backend: Any, batch: list[np.ndarray], decode: DecodeOptions, words: bool
+) -> list[list[Segment]]:
     import torch
 
     model, fe, tok = backend.model, backend.feature_extractor, backend.tokenizer
     p = next(model.parameters())
-    out: list[list[tuple[float, float, str]]] = []
-    for b in range(0, len(audios), batch_size):
-        batch = audios[b : b + batch_size]
-        long = max(len(a) for a in batch) > fe.n_samples
-        feats = fe(
-            batch,
-            sampling_rate=SAMPLE_RATE,
-            return_tensors="pt",
-            truncation=not long,
-            padding="longest" if long else "max_length",
-            return_attention_mask=True,
-        )
-        kwargs: dict[str, Any] = {
-            "return_timestamps": True,
-            "return_segments": True,
-            "condition_on_prev_tokens": True,
-            "temperature": FALLBACK_TEMPERATURES,
-            "compression_ratio_threshold": 1.35,  # on token ids, zlib; the Transformers docs' value
-            "logprob_threshold": -1.0,
-            "num_beams": decode.beams,
-            "max_new_tokens": sequential_token_cap(
-                decode.max_new_tokens or MAX_NEW_TOKENS, backend.max_target_positions, backend.multilingual
-            ),
-        }
-        if long:
-            kwargs["attention_mask"] = feats["attention_mask"].to(p.device)
-        if backend.multilingual:
-            kwargs["task"] = decode.task
-            if decode.language:
-                kwargs["language"] = decode.language
-        torch.manual_seed(0)  # fallback temperatures sample: same run, same transcript
-        with torch.inference_mode():
-            res = model.generate(feats["input_features"].to(device=p.device, dtype=p.dtype), **kwargs)
-        for segs in res["segments"]:
-            rows = []
-            for s in segs:
-                text = tok.decode(s["tokens"], skip_special_tokens=True)
-                if text.strip():
-                    rows.append((float(s["start"]), float(s["end"]), str(text)))
-            out.append(rows)
+    long = max(len(a) for a in batch) > fe.n_samples
+    feats = fe(
+        batch,
+        sampling_rate=SAMPLE_RATE,
+        return_tensors="pt",
+        truncation=not long,
+        padding="longest" if long else "max_length",
+        return_attention_mask=True,
+    )
+    kwargs: dict[str, Any] = {
+        "return_timestamps": True,
+        "return_segments": True,
+        "condition_on_prev_tokens": True,
+        "temperature": FALLBACK_TEMPERATURES,
+        "compression_ratio_threshold": 1.35,  # on token ids, zlib; the Transformers docs' value
+        "logprob_threshold": -1.0,
+        "num_beams": decode.beams,
+        "max_new_tokens": sequential_token_cap(
+            decode.max_new_tokens or MAX_NEW_TOKENS, backend.max_target_positions, backend.multilingual
+        ),
+    }
+    if long or words:  # token timestamps need the frame count the mask gives
+        kwargs["attention_mask"] = feats["attention_mask"].to(p.device)
+    if words:
+        kwargs["return_token_timestamps"] = True
+    if backend.multilingual:
+        kwargs["task"] = decode.task
+        if decode.language:
+            kwargs["language"] = decode.language
+    torch.manual_seed(0)  # fallback temperatures sample: same run, same transcript
+    with torch.inference_mode():
+        res = model.generate(feats["input_features"].to(device=p.device, dtype=p.dtype), **kwargs)
+    out: list[list[Segment]] = []
+    for segs in res["segments"]:
+        rows: list[Segment] = []
+        for s in segs:
+            text = tok.decode(s["tokens"], skip_special_tokens=True)
+            if not text.strip():
+                continue
+            seg = Segment(len(rows), float(s["start"]), float(s["end"]), str(text))
+            if words and s.get("token_timestamps") is not None:
+                ids = [int(t) for t in s["tokens"]]
+                times = [float(seg.start), *(float(t) for t in s["token_timestamps"])]
+                seg.tokens = [t for t in ids if t < backend.eot]
+                seg.words = [
+                    Word(w["word"], w["start"], w["end"], 0.0, w["tokens"])
+                    for w in backend.group_words(ids, times)
+                    if str(w["word"]).strip()  # punctuation merged into a neighbour
+                ]
+            rows.append(seg)
+        out.append(rows)
     return out
 
 
-def _chunked(
-    backend: Any, audios: list[np.ndarray], decode: DecodeOptions
-) -> list[list[tuple[float, float, str]]]:
-    transcripts = backend.transcribe_bank(FeatureBank(audios, cache=False), decode)
-    return [[(s.start, s.end, s.text) for s in t.segments] for t in transcripts]
+def _chunked(backend: Any, audios: list[np.ndarray], decode: DecodeOptions) -> list[list[Segment]]:
+    return [t.segments for t in backend.transcribe_bank(FeatureBank(audios, cache=False), decode)]
+
+
+def _rows(segments: list[Segment]) -> list[tuple[float, float, str]]:
+    return [(s.start, s.end, s.text) for s in segments]
+
+
+def _bounds(
+    refs: list[list[tuple[float, float]] | None], segs: list[list[tuple[float, float, str]]], tol: float
+) -> list[BoundaryScore | None]:
+    return [
+        boundary_score(r, [(s, e) for s, e, _t in rows], tol) if r is not None else None
+        for r, rows in zip(refs, segs, strict=True)
+    ]
 
 
 def evaluate_longform(
@@ -344,16 +227,23 @@ def evaluate_longform(
     language: str | None = None,
     limit: int | None = None,
     tolerance_s: float = TOLERANCE_S,
+    speech_times: bool = True,
+    split_pause_s: float = SPLIT_PAUSE_S,
     items: list[EvalItem] | None = None,
     skipped: list[dict[str, Any]] | None = None,
 ) -> LongformResult:
     """Decode every recording of ``data`` with ``model_spec`` (Transformers, in ``precision``: a
-    torch dtype or ``auto``) in each of ``modes``."""
+    torch dtype or ``auto``) in each of ``modes``. ``speech_times``: segment times moved onto the
+    speech they cover, as the server returns them (``inference.speech_times``); the model's own
+    timestamps are scored beside them; ``split_pause_s``: the pause between two words that cuts
+    a segment there."""
     from whisper_tune.errors import UserError
 
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
         raise UserError(f"long-form modes {bad or '(none)'}: choose from {', '.join(MODES)}")
+    if not split_pause_s > 0:
+        raise UserError(f"split pause must be > 0 seconds, got {split_pause_s}")
     if items is None:
         items, skipped = load_eval_items(str(data), limit=limit)
     refs = [reference_segments(it.meta, it.origin) for it in items]
@@ -380,12 +270,22 @@ def evaluate_longform(
     results: dict[str, ModeResult] = {}
     for mode in modes:
         t0 = time.perf_counter()
-        segs = (
-            _sequential(backend, audios, decode, batch_size)
-            if mode == "sequential"
-            else _chunked(backend, audios, decode)
-        )
+        # word times let speech_times cut a segment at a pause (inference.speech_times)
+        timed = replace(decode, word_timestamps=speech_times)
+        if mode == "sequential":
+            raw = _sequential(backend, audios, timed, batch_size)
+        else:
+            raw = _chunked(backend, audios, timed)
         seconds = time.perf_counter() - t0
+        raw_segs = [_rows(x) for x in raw]
+        segs = (
+            [
+                _rows(snap_segments(x, a, split_pause_s=split_pause_s))
+                for x, a in zip(raw, audios, strict=True)
+            ]
+            if speech_times
+            else raw_segs
+        )
         hyps = [" ".join(t.strip() for _s, _e, t in rows).strip() for rows in segs]
         scored = score_texts(
             model_spec,
@@ -398,11 +298,14 @@ def evaluate_longform(
             device=dev,
             batch_size=batch_size,
         )
-        bounds = [
-            boundary_score(r, [(s, e) for s, e, _t in rows], tolerance_s) if r is not None else None
-            for r, rows in zip(refs, segs, strict=True)
-        ]
-        results[mode] = ModeResult(mode, scored, segs, bounds, seconds)
+        results[mode] = ModeResult(
+            mode,
+            scored,
+            segs,
+            _bounds(refs, segs, tolerance_s),
+            seconds,
+            _bounds(refs, raw_segs, tolerance_s) if speech_times else None,
+        )
         b = results[mode].boundary
         log.info(
             "long-form %s (%s): WER %.4f, boundaries within %.1f s: %s, %.1f s",

@@ -42,6 +42,7 @@ from .fallback import Decoded, compression_ratio, is_silent, needs_fallback, pic
 from .language import check_task, language_name, normalize_language
 from .options import MAX_TARGET_POSITIONS, PROMPT_MAX_TOKENS, BackendOptions, DecodeOptions, token_cap
 from .segments import assign_words, tokens_to_segments
+from .speech_times import snap_segments
 from .types import Segment, Transcript, Word
 
 __all__ = ["Backend", "DeadlineExceeded"]
@@ -413,10 +414,16 @@ class Backend(ABC):
                             round(start + min(w["start"], win_s), 3),
                             round(start + min(w["end"], win_s), 3),
                             w["probability"],
+                            [int(x) for x in w.get("tokens", ())],
                         )
                         for w in words[j]
                     ]
                 segs.append(seg)
+        if options.timestamps and options.speech_times:
+            per_file = [
+                snap_segments(segs, bank.audios[i], split_pause_s=options.split_pause_s)
+                for i, segs in enumerate(per_file)
+            ]
         return [
             Transcript(
                 text=" ".join(s.text.strip() for s in segs).strip(),

@@ -222,7 +222,7 @@ class HFBackend(Backend):
             d = Decoded([int(t) for t in gen[:end]])
             if times is not None:
                 t = times[r].tolist()
-                d.words = self._words(d.tokens, [t[j0 - 1] if j0 else 0.0, *t[j0 : j0 + end]])
+                d.words = self.group_words(d.tokens, [t[j0 - 1] if j0 else 0.0, *t[j0 : j0 + end]])
             result.append(d)
         return result
 
@@ -259,7 +259,7 @@ class HFBackend(Backend):
     def can_align(self) -> bool:
         return bool(getattr(self.model.generation_config, "alignment_heads", None))
 
-    def _words(self, gen: list[int], times: list[float]) -> list[dict[str, Any]]:
+    def group_words(self, gen: list[int], times: list[float]) -> list[dict[str, Any]]:
         """Token times (``times[0]``: the step before ``gen[0]``) grouped into words by the
         tokenizer's word rule (faster-whisper's ``split_to_word_tokens``, spaces or unicode)."""
         from faster_whisper.tokenizer import Tokenizer

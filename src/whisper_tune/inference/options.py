@@ -117,6 +117,10 @@ class DecodeOptions:
     (``Segment.words``). ``vad``: cut windows on Silero VAD speech instead of energy minima
     (``inference.vad``), so long silences never reach the model. ``hotwords``: words placed
     before the prompt in ``<|startofprev|>`` (faster-whisper's hotwords rule).
+    ``speech_times``: with ``timestamps``, segment times moved onto the speech they cover
+    (``inference.speech_times``: Whisper's own are coarse and let a segment run over a pause;
+    the server sets it, long-form evaluation scores both); ``split_pause_s``: with word times, the
+    pause that cuts a segment in two there.
     """
 
     language: str | None = None
@@ -135,6 +139,8 @@ class DecodeOptions:
     vad: bool = False
     hotwords: str | None = None
     skip_silence: bool = False  # drop windows OpenAI's no-speech rule calls silent (the server does)
+    speech_times: bool = False
+    split_pause_s: float = 0.5  # speech_times with words: a pause this long between two words cuts a segment
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -147,6 +153,8 @@ class DecodeOptions:
             raise InvalidOptionError(f"temperatures must be numbers from 0 to 1, got {self.temperatures}")
         if self.best_of < 1:
             raise InvalidOptionError(f"best_of must be >= 1, got {self.best_of}")
+        if not self.split_pause_s > 0:
+            raise InvalidOptionError(f"split_pause_s must be > 0 seconds, got {self.split_pause_s}")
 
 
 @dataclass

@@ -19,6 +19,7 @@ class Word:
     start: float
     end: float
     probability: float = 0.0
+    tokens: list[int] = field(default_factory=list)  # its token ids (not in the API's output)
 
 
 @dataclass

@@ -12,8 +12,8 @@ converted to the option's type, and an unknown key is an error naming it): every
 ``ServeOptions`` field of a plain type (``model``, ``backend``, ``model_name``, ``replicas``,
 ``max_batch_size``, ``max_queued_requests``, ``request_timeout_s``, ``num_gpus``, ...), plus
 ``autoscaling_config`` (a dict, or ``auto``), ``batch_wait_ms``, ``device``, ``dtype``,
-``compute_type``, ``speech_gate`` (on/off), ``vad`` (on/off), ``model_aliases`` (comma
-separated) and ``api_key_env`` (the name of an environment variable of the Serve controller
+``compute_type``, ``speech_gate`` (on/off), ``vad`` (on/off), ``speech_times`` (on/off),
+``model_aliases`` (comma separated) and ``api_key_env`` (the name of an environment variable of the Serve controller
 holding the key; only its SHA-256 reaches the replicas).
 """
 
@@ -30,7 +30,15 @@ from whisper_tune.serve.options import ServeOptions, hash_api_key, serve_backend
 __all__ = ["app_builder", "options_from_args"]
 
 _BACKEND_KEYS = ("device", "dtype", "compute_type")
-_SPECIAL = ("autoscaling_config", "batch_wait_ms", "speech_gate", "vad", "model_aliases", "api_key_env")
+_SPECIAL = (
+    "autoscaling_config",
+    "batch_wait_ms",
+    "speech_gate",
+    "vad",
+    "speech_times",
+    "model_aliases",
+    "api_key_env",
+)
 
 
 def _flag(name: str, value: Any) -> bool:
@@ -115,6 +123,8 @@ def options_from_args(args: dict[str, Any]) -> ServeOptions:
         decode = dataclasses.replace(decode, gate=None)
     if "vad" in args:
         decode = dataclasses.replace(decode, vad=_flag("vad", args["vad"]))
+    if "speech_times" in args:
+        decode = dataclasses.replace(decode, speech_times=_flag("speech_times", args["speech_times"]))
     backend.decode = decode
     if backend_kw.get("device") == "cpu":
         kw.setdefault("num_gpus", 0.0)

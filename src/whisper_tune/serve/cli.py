@@ -135,6 +135,20 @@ def register(subparsers: Any) -> None:
         help="on: cut audio into windows on Silero VAD speech (long silences never reach the model)",
     )
     p.add_argument(
+        "--speech-times",
+        choices=("on", "off"),
+        default="on",
+        help="on: segment times (verbose_json, srt, vtt) moved onto the speech they cover (Silero VAD); "
+        "off: Whisper's own timestamp tokens",
+    )
+    p.add_argument(
+        "--split-pause",
+        type=float,
+        default=0.5,
+        help="with --speech-times on and word timestamps: a pause of at least this many seconds between "
+        "two words cuts a segment there (default 0.5)",
+    )
+    p.add_argument(
         "--inline-model",
         choices=tuple(INLINE_MODEL_FLAGS),
         default="auto",
@@ -211,6 +225,8 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
                 gate=SpeechGate() if args.speech_gate == "on" else None,
                 skip_silence=True,  # OpenAI's no-speech rule, as serve_backend_options sets it
                 vad=args.vad == "on",
+                speech_times=args.speech_times == "on",
+                split_pause_s=args.split_pause,
             ),
         ),
     )

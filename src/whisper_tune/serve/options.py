@@ -40,8 +40,9 @@ def hash_api_key(key: str) -> str:
 def serve_backend_options(**kw: Any) -> BackendOptions:
     """``BackendOptions`` with the server's decoding defaults: the speech gate on (silent windows
     and clips under 0.1 s get no text; ``whisper_tune.inference.gate``) and OpenAI's no-speech
-    rule (a window with P(no speech) > 0.6 and mean log-probability < -1 gets no text)."""
-    return BackendOptions(decode=DecodeOptions(gate=SpeechGate(), skip_silence=True), **kw)
+    rule (a window with P(no speech) > 0.6 and mean log-probability < -1 gets no text), and
+    segment times on the speech they cover (``inference.speech_times``)."""
+    return BackendOptions(decode=DecodeOptions(gate=SpeechGate(), skip_silence=True, speech_times=True), **kw)
 
 
 @dataclass

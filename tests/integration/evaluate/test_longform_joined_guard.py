@@ -38,3 +38,4 @@ def test_joined_guard_decodes_in_both_modes(tmp_path: Path) -> None:
         # measured: 66-81 % of reference boundaries matched, 76-80 % of predicted ones near a reference
         b = m.boundary
         assert b is not None and (b.accuracy or 0) > 0.5 and (b.precision or 0) > 0.6, b.to_dict()
+        assert m.raw_boundary is not None  # the model's own timestamps, scored beside the snapped ones

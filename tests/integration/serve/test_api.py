@@ -39,6 +39,14 @@ def test_openai_client_transcribes(serve_env: ServeEnv, speech_clip: bytes) -> N
     assert verbose.segments and verbose.segments[0].start == 0.0
     assert 2.0 < verbose.segments[-1].end <= verbose.duration + 0.01
     assert norm(verbose.text) == text
+    # speech_times (on by default): a segment starts on the speech, not on the window's start
+    late = wav_bytes(
+        np.concatenate([np.zeros(int(1.2 * SR), np.float32), speech("freeze my debit card please")])
+    )
+    shifted = client.audio.transcriptions.create(
+        model="whisper-1", file=("late.wav", late, "audio/wav"), response_format="verbose_json"
+    )
+    assert shifted.segments and 1.0 <= shifted.segments[0].start <= 1.5, shifted.segments[0]
 
     srt = client.audio.transcriptions.create(
         model="whisper-1", file=("clip.wav", speech_clip, "audio/wav"), response_format="srt"

@@ -56,3 +56,25 @@ def test_join_counts_an_unreadable_clip_and_keeps_the_rest(tmp_path: Path) -> No
     assert len(res.skipped) == 1 and "c1" in res.skipped[0], res.skipped
     with pytest.raises(DataError, match="seconds"):
         join_clips(_clips(tmp_path, [3.0]), tmp_path / "o2", seconds=0)
+
+
+def test_reference_segments_mark_the_speech_not_the_clip_s_own_silence(tmp_path: Path) -> None:
+    sr = 16000
+    tone = (0.1 * np.sin(np.arange(3 * sr) / 9.0)).astype(np.float32)
+    clip = np.concatenate([np.zeros(sr // 2, np.float32), tone, np.zeros(int(0.3 * sr), np.float32)])
+    rows = []
+    for i in range(2):
+        p = tmp_path / f"s{i}.wav"
+        sf.write(p, clip, sr)
+        rows.append({"audio_filepath": str(p), "text": f"clip {i}", "duration": 3.8})
+    m = tmp_path / "m.jsonl"
+    m.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = join_clips(m, tmp_path / "out", seconds=5.0, seed=0, shuffle=False)
+    (row,) = [json.loads(x) for x in res.manifest.read_text().splitlines()]
+    first, second = row["segments"]
+    assert first["clip_start"] == 0.0 and first["clip_end"] == pytest.approx(3.8, abs=1e-3)
+    assert first["start"] == pytest.approx(0.48, abs=0.011) and first["end"] == pytest.approx(3.53, abs=0.011)
+    offset = second["clip_start"]
+    assert offset >= 3.8 + 0.39  # the drawn pause
+    assert second["start"] == pytest.approx(offset + 0.48, abs=0.011)
+    assert sf.info(row["audio_filepath"]).duration == pytest.approx(row["duration"], abs=1e-3)  # audio whole

@@ -148,3 +148,36 @@ def test_redact_default_comes_from_the_run_config(tmp_path: Path) -> None:
     assert _redact_for(None, str(run)) is True
     assert _redact_for(False, str(run)) is False
     assert _redact_for(None, "tiny.en") is False
+
+
+def test_the_model_s_own_timestamps_are_scored_beside_the_snapped_ones() -> None:
+    scored = score_texts("m", "longform.jsonl", [ITEM], [ITEM.text], group_by=[])
+    own = [(0.0, 5.0), (5.0, 10.0)]  # whole seconds, touching: 2 of 4 reference boundaries
+    snapped = [(0.5, 4.0), (5.0, 9.0)]
+    m = ModeResult(
+        "chunked",
+        scored,
+        [[(s, e, "x") for s, e in snapped]],
+        [boundary_score(REF_SEGS, snapped)],
+        1.0,
+        [boundary_score(REF_SEGS, own)],
+    )
+    assert m.boundary is not None and m.boundary.accuracy == 1.0
+    assert m.raw_boundary is not None and m.raw_boundary.accuracy == 0.5
+    d = m.to_dict()
+    assert d["speech_times"] is True and d["boundaries_model_timestamps"]["accuracy"] == 0.5
+    lf = LongformResult("m", "longform.jsonl", {"chunked": m})
+    assert "| chunked | 0.00 % | 100.00 % | 100.00 % | 50.00 % |" in "\n".join(lf.markdown_lines())
+    s = LongformComparison(lf, lf).to_dict()["summary"]["chunked"]
+    assert s["tuned_boundary_accuracy"] == 1.0 and s["tuned_boundary_accuracy_model_timestamps"] == 0.5
+    plain = ModeResult("chunked", scored, [[]], [None], 1.0)
+    assert plain.raw_boundary is None and plain.to_dict()["speech_times"] is False
+    args = build_parser().parse_args(["compare", "--base", "b", "--tuned", "t", "--data", "d"])
+    assert args.speech_times == "on"
+    off = build_parser().parse_args(["evaluate", "--model", "m", "--data", "d", "--speech-times", "off"])
+    assert off.speech_times == "off" and off.split_pause == 0.5
+    from whisper_tune.errors import UserError
+    from whisper_tune.evaluate.longform import evaluate_longform
+
+    with pytest.raises(UserError, match="split pause"):
+        evaluate_longform("m", "lf.jsonl", split_pause_s=0.0)

@@ -15,6 +15,7 @@ import soxr
 
 __all__ = [
     "NOISE_TYPES",
+    "active_extent",
     "telephone",
     "bandpass",
     "mulaw_encode",
@@ -158,6 +159,23 @@ def measured_snr_db(clean: np.ndarray, noisy: np.ndarray) -> float:
     return float(10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean(noise**2)))
 
 
+def active_extent(x: np.ndarray, sr: int = SR, threshold_db: float = -40.0) -> tuple[int, int]:
+    """``(start, end)`` samples of ``x`` from its first to its last 10 ms frame above
+    ``threshold_db`` of the loudest frame's RMS (20 ms margin before, 30 ms after); ``(0, 0)``
+    for digital silence, the whole clip when it is shorter than a frame."""
+    frame = int(0.01 * sr)
+    nfr = len(x) // frame
+    if nfr == 0:
+        return 0, len(x)
+    fr = x[: nfr * frame].reshape(nfr, frame)
+    rms = np.sqrt(np.mean(fr.astype(np.float64) ** 2, axis=1))
+    ref = float(rms.max())
+    if ref <= 0:
+        return 0, 0
+    active = np.nonzero(rms > ref * 10 ** (threshold_db / 20.0))[0]
+    return max(0, int(active[0] - 2) * frame), min(len(x), int(active[-1] + 3) * frame)
+
+
 def trim_and_pad(
     x: np.ndarray,
     sr: int = SR,
@@ -165,25 +183,12 @@ def trim_and_pad(
     trail_s: float = 0.2,
     threshold_db: float = -40.0,
 ) -> np.ndarray:
-    """Cut leading/trailing silence (frames below ``threshold_db`` of the peak), then pad
-    ``lead_s``/``trail_s`` of silence, so every clip starts and ends the same way."""
+    """Cut leading/trailing silence (``active_extent``), then pad ``lead_s``/``trail_s`` of
+    silence, so every clip starts and ends the same way."""
     if len(x) == 0:
         return x.astype(np.float32)
-    frame = int(0.01 * sr)
-    nfr = len(x) // frame
-    if nfr == 0:
-        core = x
-    else:
-        fr = x[: nfr * frame].reshape(nfr, frame)
-        rms = np.sqrt(np.mean(fr.astype(np.float64) ** 2, axis=1))
-        ref = float(rms.max())
-        if ref <= 0:
-            core = x[:0]
-        else:
-            active = np.nonzero(rms > ref * 10 ** (threshold_db / 20.0))[0]
-            start = max(0, (active[0] - 2) * frame)
-            end = min(len(x), (active[-1] + 3) * frame)
-            core = x[start:end]
+    start, end = active_extent(x, sr, threshold_db)
+    core = x[start:end]
     lead = np.zeros(int(lead_s * sr), dtype=np.float32)
     trail = np.zeros(int(trail_s * sr), dtype=np.float32)
     return np.concatenate([lead, core.astype(np.float32), trail])
