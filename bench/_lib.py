@@ -204,6 +204,37 @@ class NoEvalNoSave(TrainerCallback):
         return control
 
 
+def random_eval_set(n_eval: int, frames: int, label_len: int = 18) -> Any:
+    """A seeded random evaluation set as the product's in-memory ``TensorFeatures`` (fp16 log-mel
+    in [-1.5, 1.5], random label ids of ``label_len``), for timing evaluation passes."""
+    from whisper_tune.train.tensor_data import TensorFeatures
+
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(n_eval, 80, frames, generator=g).clamp_(-1.5, 1.5).half()
+    labels = torch.randint(0, 50257, (n_eval, label_len), generator=g)
+    return TensorFeatures(feats, labels, torch.full((n_eval,), label_len), [str(i) for i in range(n_eval)])
+
+
+def eval_trainer(
+    model: Any, processor: Any, plan: Any, ds: Any, batch: int, gen_len: int, out_dir: str
+) -> Any:
+    """The product's ``WhisperTrainer`` set up for evaluation only (eval batch ``batch``,
+    ``gen_len`` new tokens, WER with the whisper_en normalizer) on ``ds``."""
+    from whisper_tune.train.metrics_hook import make_compute_metrics
+    from whisper_tune.train.tensor_data import TensorBatches
+    from whisper_tune.train.trainer import WhisperTrainer, training_arguments
+
+    job = trainer_job(8, max_steps=1, total_steps=1, eval_batch_size=batch, generation_max_length=gen_len)
+    return WhisperTrainer(
+        model=model,
+        args=training_arguments(job, plan, output_dir=out_dir, use_gpu=True),
+        eval_dataset=ds,
+        data_collator=TensorBatches(50257, None),
+        compute_metrics=make_compute_metrics(processor, "whisper_en"),
+        processing_class=processor,
+    )
+
+
 def trainer_job(
     batch: int,
     *,

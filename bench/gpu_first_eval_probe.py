@@ -55,9 +55,6 @@ def child(variant: str, n_eval: int, batch: int, frames: int, gen_len: int) -> d
     from whisper_tune.models.random_init import make_random_whisper
     from whisper_tune.train import fastpath as fp
     from whisper_tune.train import trainer as product
-    from whisper_tune.train.metrics_hook import make_compute_metrics
-    from whisper_tune.train.tensor_data import TensorBatches, TensorFeatures
-    from whisper_tune.train.trainer import WhisperTrainer, training_arguments
 
     t0 = time.time()
     if variant != "product" and hasattr(product, "_eval_sdpa_backends"):
@@ -69,19 +66,11 @@ def child(variant: str, n_eval: int, batch: int, frames: int, gen_len: int) -> d
     fp.apply_fast_path(model, plan)
     if variant == "static":
         model.generation_config.cache_implementation = "static"
-    g = torch.Generator().manual_seed(0)
-    feats = torch.randn(n_eval, 80, frames, generator=g).clamp_(-1.5, 1.5).half()
-    labels = torch.randint(0, 50257, (n_eval, 18), generator=g)
-    ds = TensorFeatures(feats, labels, torch.full((n_eval,), 18), [str(i) for i in range(n_eval)])
-    job = lib.trainer_job(8, max_steps=1, total_steps=1, eval_batch_size=batch, generation_max_length=gen_len)
+    ds = lib.random_eval_set(n_eval, frames)
     row: dict[str, Any] = {"variant": variant, "clips": n_eval, "eval_batch": batch, "n_frames": frames}
     row["max_new_tokens"] = gen_len
     with tempfile.TemporaryDirectory() as out:
-        args = training_arguments(job, plan, output_dir=out, use_gpu=True)
-        tr = WhisperTrainer(
-            model=model, args=args, eval_dataset=ds, data_collator=TensorBatches(50257, None),
-            compute_metrics=make_compute_metrics(processor, "whisper_en"), processing_class=processor,
-        )  # fmt: skip
+        tr = lib.eval_trainer(model, processor, plan, ds, batch, gen_len, out)
         row["setup_s"] = round(time.time() - t0, 2)
         for name in ("first", "second"):
             t = time.time()

@@ -99,27 +99,16 @@ def eval_rows(
 
     from whisper_tune.models.random_init import make_random_whisper
     from whisper_tune.train import fastpath as fp
-    from whisper_tune.train.metrics_hook import make_compute_metrics
-    from whisper_tune.train.tensor_data import TensorBatches, TensorFeatures
-    from whisper_tune.train.trainer import WhisperTrainer, training_arguments
 
     with torch.device("cuda"):
         model, processor = make_random_whisper("small")
     plan = fp.plan_fast_path("cuda", "bf16", n_frames=frames, compile="none", num_workers=2)
     fp.apply_fast_path(model, plan)
-    g = torch.Generator().manual_seed(0)
-    feats = torch.randn(n_eval, 80, frames, generator=g).clamp_(-1.5, 1.5).half()
-    labels = torch.randint(0, 50257, (n_eval, 18), generator=g)
-    ds = TensorFeatures(feats, labels, torch.full((n_eval,), 18), [str(i) for i in range(n_eval)])
+    ds = lib.random_eval_set(n_eval, frames)
     rows = []
     for b in batches:
-        job = lib.trainer_job(8, max_steps=1, total_steps=1, eval_batch_size=b, generation_max_length=gen_len)
         with tempfile.TemporaryDirectory() as out:
-            args = training_arguments(job, plan, output_dir=out, use_gpu=True)
-            tr = WhisperTrainer(
-                model=model, args=args, eval_dataset=ds, data_collator=TensorBatches(50257, None),
-                compute_metrics=make_compute_metrics(processor, "whisper_en"), processing_class=processor,
-            )  # fmt: skip
+            tr = lib.eval_trainer(model, processor, plan, ds, b, gen_len, out)
             t_cold = time.time()
             if profile_to is not None:  # where the first evaluation's extra seconds go (host side)
                 import cProfile

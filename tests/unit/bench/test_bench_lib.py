@@ -134,3 +134,14 @@ def test_fast_path_step_on_cuda():
         losses.append(float(loss))
     assert all(math.isfinite(x) for x in losses)
     assert losses[-1] < losses[0]
+
+
+def test_random_eval_set_and_eval_trainer_run_the_product_s_evaluation(tmp_path: Path) -> None:
+    model, processor = make_random_whisper("test")
+    plan = fp.plan_fast_path("cpu", "fp32", n_frames=3000, compile="none", num_workers=0)
+    ds = lib.random_eval_set(4, 3000)
+    assert len(ds) == 4
+    tr = lib.eval_trainer(model, processor, plan, ds, 2, 4, str(tmp_path))
+    assert tr.args.per_device_eval_batch_size == 2
+    m = tr.evaluate()
+    assert m["eval_samples_per_second"] > 0 and m["eval_wer"] > 0.5  # random weights: almost nothing right
