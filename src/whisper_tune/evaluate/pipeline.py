@@ -149,6 +149,38 @@ class EvalItem:
         return len(self.audio) / SAMPLE_RATE
 
 
+def _channel_index(s: Any) -> int | None:
+    """A row's ``channel`` when it is an index (0 = left) into a multichannel file; a string
+    (``phone``, a channel *type* in clip manifests) is a label, not an index."""
+    ch = (s.meta or {}).get("channel")
+    return ch if isinstance(ch, int) and not isinstance(ch, bool) else None
+
+
+def _channel_audio(s: Any) -> np.ndarray:
+    """One channel of ``s.audio`` at 16 kHz, read in blocks with soundfile (the other channels
+    are never held whole) and resampled once with soxr HQ, as ``data.longform.read_window``
+    reads a training window; a mono file, a missing channel or a format soundfile cannot read
+    is a DataError naming the row."""
+    import soundfile as sf
+    import soxr
+
+    ch = _channel_index(s)
+    assert ch is not None
+    where = s.origin or s.audio
+    try:
+        with sf.SoundFile(s.audio) as f:
+            sr, n_ch = int(f.samplerate), int(f.channels)
+            if n_ch < 2 or not 0 <= ch < n_ch:
+                raise DataError(f"{where}: channel {ch} asked, but {s.audio} has {n_ch} channel(s)")
+            parts = [b[:, ch].copy() for b in f.blocks(blocksize=1 << 18, dtype="float32", always_2d=True)]
+    except (RuntimeError, OSError, sf.LibsndfileError) as exc:
+        raise DataError(f"{where}: cannot read channel {ch} of {s.audio} (WAV/FLAC/OGG): {exc}") from None
+    x = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    if sr != SAMPLE_RATE and x.size:
+        x = soxr.resample(x, sr, SAMPLE_RATE, quality="HQ")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
 def load_eval_items(
     data: str | Path | Sequence[Any], *, limit: int | None = None
 ) -> tuple[list[EvalItem], list[dict[str, Any]]]:
@@ -172,7 +204,7 @@ def load_eval_items(
     seen: dict[str, int] = {}
     for s in samples:
         try:
-            audio = load_audio(s.audio)
+            audio = _channel_audio(s) if _channel_index(s) is not None else load_audio(s.audio)
         except DataError as exc:  # AudioError is a DataError naming the file
             reason = str(getattr(exc, "reason", "unreadable_audio"))
             skipped.append({"origin": s.origin, "reason": reason, "message": str(exc)})

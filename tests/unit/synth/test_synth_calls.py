@@ -123,6 +123,16 @@ def test_synthesize_calls_writes_audio_srt_and_manifests(
     segs = [json.loads(x) for x in (out / "segments.jsonl").read_text().splitlines()]
     longform = [json.loads(x) for x in (out / "longform.jsonl").read_text().splitlines()]
     assert len(longform) == 2
+    sides = [json.loads(x) for x in (out / "longform_channels.jsonl").read_text().splitlines()]
+    assert [(r["call_id"], r["channel"], r["speaker"]) for r in sides] == [
+        (c, k, who) for c in ("call_000000", "call_000001") for k, who in ((0, "agent"), (1, "customer"))
+    ]
+    for r in sides:  # one side of the stereo file, that speaker's turns in order
+        mine = [x for x in segs if x["call_id"] == r["call_id"] and x["channel"] == r["channel"]]
+        assert r["audio_filepath"] == mine[0]["audio_filepath"] and r["text"] == " ".join(
+            x["text"] for x in mine
+        )
+        assert [(x["start"], x["end"]) for x in r["segments"]] == [(x["start"], x["end"]) for x in mine]
     for call in longform:
         mix, sr = sf.read(out / call["audio_filepath"])
         assert sr == 8000 and mix.ndim == 1

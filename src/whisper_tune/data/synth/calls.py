@@ -15,6 +15,9 @@ through the telephone channel of ``channel`` with faint line noise, and writes:
   ``end``, ``text``, ``speaker``, ``channel`` 0 = left = agent, 1 = right = customer, ...);
 * ``OUT/longform.jsonl``: one line per call for long-form evaluation (``audio_filepath`` =
   the mono mix, ``text`` = every turn in time order, ``duration``, ``segments``);
+* ``OUT/longform_channels.jsonl``: one line per call and channel, the two-channel way to
+  evaluate (``audio_filepath`` = the stereo file, ``channel`` = its index, that speaker's turns
+  as ``text`` and ``segments``): each side decoded alone, so no segment can join two speakers;
 * ``OUT/calls.json``: what was made (calls, durations, voices, seed).
 
 Paths in the manifests are relative to ``OUT``. Determinism: the script and every choice
@@ -300,6 +303,24 @@ def _write_manifests(out: Path, calls: list[dict[str, Any]], cfg: CallsConfig) -
                 ],
             }
             lf.write(json.dumps(row, ensure_ascii=False) + "\n")
+    with (out / "longform_channels.jsonl").open("w", encoding="utf-8") as lc:
+        for c in calls:
+            for ch in sorted({int(tr["channel"]) for tr in c["turns"]}):
+                mine = [tr for tr in c["turns"] if int(tr["channel"]) == ch]
+                row = {
+                    "audio_filepath": c["audio"],  # the stereo file; ``channel`` picks one side
+                    "channel": ch,
+                    "speaker": mine[0]["speaker"],
+                    "text": " ".join(tr["text"] for tr in mine),
+                    "duration": c["duration"],
+                    "call_id": c["id"],
+                    "domain": "banking_call",
+                    "line": "phone" if cfg.sample_rate == 8000 else "wideband",
+                    "segments": [
+                        {"start": _r(tr["start"]), "end": _r(tr["end"]), "text": tr["text"]} for tr in mine
+                    ],
+                }
+                lc.write(json.dumps(row, ensure_ascii=False) + "\n")
     return seg_path, lf_path
 
 
