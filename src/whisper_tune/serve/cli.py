@@ -9,6 +9,7 @@ variable, never from the command line, so it does not show up in ``ps`` or shell
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -174,8 +175,7 @@ def register(subparsers: Any) -> None:
 def serve_options(args: argparse.Namespace) -> ServeOptions:
     """Check the arguments (bind rule included) and turn them into the deployment's options."""
     from whisper_tune.data.audio import DecodeLimits
-    from whisper_tune.inference import BackendOptions, DecodeOptions, SpeechGate
-    from whisper_tune.serve.options import ServeOptions, hash_api_key
+    from whisper_tune.serve.options import ServeOptions, hash_api_key, serve_backend_options
 
     if args.replicas < 1:
         raise UserError(f"--replicas must be >= 1, got {args.replicas}")
@@ -195,6 +195,17 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
     if args.max_open_uploads < 1:
         raise UserError(f"--max-open-uploads must be >= 1, got {args.max_open_uploads}")
     key = check_bind(args.host, args.api_key_env)
+    # the server's decoding defaults (speech gate, no-speech rule, speech times), then the flags
+    backend = serve_backend_options(
+        device=args.device, dtype=args.dtype, compute_type=args.compute_type, batch_size=args.max_batch_size
+    )
+    backend.decode = dataclasses.replace(
+        backend.decode,
+        gate=backend.decode.gate if args.speech_gate == "on" else None,
+        vad=args.vad == "on",
+        speech_times=args.speech_times == "on",
+        split_pause_s=args.split_pause,
+    )
     return ServeOptions(
         model=args.model,
         backend=args.backend,
@@ -216,19 +227,7 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
         ),
         replicas=args.replicas,
         num_gpus=0.0 if args.device == "cpu" else None,  # None: one GPU a replica when present
-        backend_options=BackendOptions(
-            device=args.device,
-            dtype=args.dtype,
-            compute_type=args.compute_type,
-            batch_size=args.max_batch_size,
-            decode=DecodeOptions(
-                gate=SpeechGate() if args.speech_gate == "on" else None,
-                skip_silence=True,  # OpenAI's no-speech rule, as serve_backend_options sets it
-                vad=args.vad == "on",
-                speech_times=args.speech_times == "on",
-                split_pause_s=args.split_pause,
-            ),
-        ),
+        backend_options=backend,
     )
 
 
