@@ -118,18 +118,18 @@ def _sequential(
         batch = audios[b : b + batch_size]
         try:
             out += _generate_long(backend, batch, decode, words)
-        except (IndexError, RuntimeError) as e:
+        except (IndexError, RuntimeError):
             if not words:
                 raise
             for k, audio in enumerate(batch):
                 try:
                     out += _generate_long(backend, [audio], decode, True)
-                except (IndexError, RuntimeError) as e1:
+                except (IndexError, RuntimeError) as e:
                     log.warning(
                         "long-form recording %d: word times failed (%s: %s); decoded without them",
                         b + k,
-                        type(e1).__name__,
-                        e1 if str(e1) else e,
+                        type(e).__name__,
+                        e,
                     )
                     out += _generate_long(backend, [audio], decode, False)
     return out

@@ -156,16 +156,14 @@ def _channel_index(s: Any) -> int | None:
     return ch if isinstance(ch, int) and not isinstance(ch, bool) else None
 
 
-def _channel_audio(s: Any) -> np.ndarray:
-    """One channel of ``s.audio`` at 16 kHz, read in blocks with soundfile (the other channels
+def _channel_audio(s: Any, ch: int) -> np.ndarray:
+    """Channel ``ch`` of ``s.audio`` at 16 kHz, read in blocks with soundfile (the other channels
     are never held whole) and resampled once with soxr HQ, as ``data.longform.read_window``
     reads a training window; a mono file, a missing channel or a format soundfile cannot read
     is a DataError naming the row."""
     import soundfile as sf
     import soxr
 
-    ch = _channel_index(s)
-    assert ch is not None
     where = s.origin or s.audio
     try:
         with sf.SoundFile(s.audio) as f:
@@ -173,7 +171,7 @@ def _channel_audio(s: Any) -> np.ndarray:
             if n_ch < 2 or not 0 <= ch < n_ch:
                 raise DataError(f"{where}: channel {ch} asked, but {s.audio} has {n_ch} channel(s)")
             parts = [b[:, ch].copy() for b in f.blocks(blocksize=1 << 18, dtype="float32", always_2d=True)]
-    except (RuntimeError, OSError, sf.LibsndfileError) as exc:
+    except (RuntimeError, OSError) as exc:  # soundfile's LibsndfileError is a RuntimeError
         raise DataError(f"{where}: cannot read channel {ch} of {s.audio} (WAV/FLAC/OGG): {exc}") from None
     x = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     if sr != SAMPLE_RATE and x.size:
@@ -204,7 +202,8 @@ def load_eval_items(
     seen: dict[str, int] = {}
     for s in samples:
         try:
-            audio = _channel_audio(s) if _channel_index(s) is not None else load_audio(s.audio)
+            ch = _channel_index(s)
+            audio = load_audio(s.audio) if ch is None else _channel_audio(s, ch)
         except DataError as exc:  # AudioError is a DataError naming the file
             reason = str(getattr(exc, "reason", "unreadable_audio"))
             skipped.append({"origin": s.origin, "reason": reason, "message": str(exc)})
