@@ -195,14 +195,15 @@ class Backend(ABC):
         prompt: str | None = None,
         timestamps: bool = False,
         deadline: float | None = None,
+        levels: Sequence[np.ndarray | None] | None = None,
         **changes: Any,
     ) -> list[Transcript]:
         """Transcribe 16 kHz mono float32 arrays of any length; one Transcript per input, in order.
 
         What the server's ``Model`` deployment calls: the backend's default ``DecodeOptions``
-        (``BackendOptions.decode``) with this request's language, prompt and timestamps, and
-        any other ``DecodeOptions`` field in ``changes`` (task, temperatures, word_timestamps, ...).
-        """
+        (``BackendOptions.decode``) with this request's language, prompt and timestamps, any
+        other ``DecodeOptions`` field in ``changes`` (task, temperatures, word_timestamps, ...),
+        and ``levels``: a stereo input's channel power (``FeatureBank.levels``)."""
         opts = self.opts.decode
         options = replace(
             opts,
@@ -211,7 +212,8 @@ class Backend(ABC):
             timestamps=timestamps or bool(changes.get("word_timestamps")),
             **changes,
         )
-        return self.transcribe_bank(FeatureBank(audios, cache=False), options, deadline=deadline)
+        bank = FeatureBank(audios, cache=False, levels=levels)
+        return self.transcribe_bank(bank, options, deadline=deadline)
 
     def transcribe_bank(
         self,
@@ -421,7 +423,9 @@ class Backend(ABC):
                 segs.append(seg)
         if options.timestamps and options.speech_times:
             per_file = [
-                snap_segments(segs, bank.audios[i], split_pause_s=options.split_pause_s)
+                snap_segments(
+                    segs, bank.audios[i], split_pause_s=options.split_pause_s, levels=bank.levels[i]
+                )
                 for i, segs in enumerate(per_file)
             ]
         return [

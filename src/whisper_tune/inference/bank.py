@@ -69,9 +69,19 @@ class FeatureBank:
     Memory of a caching bank: 80 x 3000 float32 = 0.96 MB per window at full context.
     """
 
-    def __init__(self, audios: Sequence[np.ndarray], *, cache: bool = True) -> None:
+    def __init__(
+        self,
+        audios: Sequence[np.ndarray],
+        *,
+        cache: bool = True,
+        levels: Sequence[np.ndarray | None] | None = None,
+    ) -> None:
         self.n_clips = len(audios)
         self.cache = cache
+        # per clip: its file's per-channel power (data.channel_levels) for speech_times, or None
+        self.levels: list[np.ndarray | None] = list(levels) if levels is not None else [None] * len(audios)
+        if len(self.levels) != self.n_clips:
+            raise ValueError(f"{self.n_clips} clips but {len(self.levels)} channel levels")
         self.audios: list[np.ndarray] = []
         for i, a in enumerate(audios):
             arr = np.asarray(a, dtype=np.float32)
