@@ -22,7 +22,11 @@ decoded in two modes:
 For each mode: WER over the full transcripts (normalized; the same scorer as clips), the
 time it took, and segment-boundary accuracy: the share of reference boundaries (each
 reference segment's start and end) with a predicted segment boundary within ``tolerance_s``
-(0.5 s), and the converse share of predicted boundaries near a reference one.
+(0.5 s), and the converse share of predicted boundaries near a reference one. A recording
+decoded as its mix whose file has two or more channels (a stereo call) also gives the
+segment-time step its channels' levels (``data.channel_levels``), so a turn change cuts and
+trims segments (``inference.speech_times``); the speech and the levels are found once per
+recording, not once per mode.
 """
 
 from __future__ import annotations
@@ -37,9 +41,10 @@ from typing import Any
 import numpy as np
 
 from whisper_tune.data.audio import SAMPLE_RATE
+from whisper_tune.data.channel_levels import channel_levels
 from whisper_tune.inference import BackendOptions, DecodeOptions, FeatureBank, load_backend, resolve_device
 from whisper_tune.inference.options import MAX_NEW_TOKENS
-from whisper_tune.inference.speech_times import SPLIT_PAUSE_S, snap_segments
+from whisper_tune.inference.speech_times import SPLIT_PAUSE_S, snap_segments, speech_spans
 from whisper_tune.inference.types import Segment, Word
 from whisper_tune.scoring.boundaries import TOLERANCE_S, BoundaryScore, boundary_score
 
@@ -267,6 +272,14 @@ def evaluate_longform(
         timestamps=True,
     )
     audios = [it.audio for it in items]
+    # once per recording, not per mode: the speech, and on a multichannel file who speaks when
+    spans = [speech_spans(a) for a in audios] if speech_times else []
+    levels = [channel_levels(it.source) if it.source else None for it in items] if speech_times else []
+    if any(lv is not None for lv in levels):
+        log.info(
+            "long-form: %d recording(s) with channel levels (turns cut at changes of channel)",
+            sum(lv is not None for lv in levels),
+        )
     results: dict[str, ModeResult] = {}
     for mode in modes:
         t0 = time.perf_counter()
@@ -280,8 +293,8 @@ def evaluate_longform(
         raw_segs = [_rows(x) for x in raw]
         segs = (
             [
-                _rows(snap_segments(x, a, split_pause_s=split_pause_s))
-                for x, a in zip(raw, audios, strict=True)
+                _rows(snap_segments(x, a, split_pause_s=split_pause_s, levels=lv, spans=sp))
+                for x, a, lv, sp in zip(raw, audios, levels, spans, strict=True)
             ]
             if speech_times
             else raw_segs

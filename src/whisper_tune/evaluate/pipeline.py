@@ -143,6 +143,7 @@ class EvalItem:
     audio: np.ndarray
     meta: dict[str, Any]
     origin: str
+    source: str = ""  # the file decoded as its mix (empty for one channel of it, or given samples)
 
     @property
     def duration(self) -> float:
@@ -218,7 +219,8 @@ def load_eval_items(
             uid = f"{orig}#{seen[orig]}"
         else:
             seen[orig] = 1
-        items.append(EvalItem(uid, s.text, audio, dict(s.meta or {}), s.origin))
+        src = str(s.audio) if ch is None and isinstance(s.audio, str | Path) else ""
+        items.append(EvalItem(uid, s.text, audio, dict(s.meta or {}), s.origin, src))
     if skipped:
         log.warning("%d item(s) skipped (listed in the report)", len(skipped))
     if not items:

@@ -40,6 +40,7 @@ def test_each_channel_is_read_alone_at_16k_and_a_label_is_not_an_index(tmp_path:
     ]
     items, skipped = load_eval_items(_rows(tmp_path, rows))
     assert not skipped and [it.text for it in items] == ["agent", "customer", "both"]
+    assert [it.source for it in items] == ["", "", call]  # only the mix has its file's channels
     left, right, mix = (it.audio for it in items)
     assert left.size == right.size == mix.size == 32000  # 2 s at 16 kHz
     assert np.abs(left[:15000]).max() > 0.2 and np.abs(left[17000:]).max() < 0.01
