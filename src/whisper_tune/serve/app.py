@@ -49,8 +49,7 @@ from whisper_tune.inference import (
     load_backend,
     normalize_language,
 )
-from whisper_tune.inference.options import temperature_ladder
-from whisper_tune.serve.audio import AudioTooLargeError, EmptyAudioError, NotAudioError, decode_audio_bytes
+from whisper_tune.serve.audio import AudioTooLargeError, EmptyAudioError, NotAudioError, decode_upload
 from whisper_tune.serve.formats import MEDIA_TYPES, render
 from whisper_tune.serve.jobs import Failure, Job, served_ids
 from whisper_tune.serve.limits import (
@@ -157,7 +156,8 @@ class Model:
             deadline = max(jobs[i].deadline for i in idxs)  # work on while anyone still waits
             j0 = jobs[idxs[0]]
             args = ([jobs[i].audio for i in idxs], j0.language, j0.prompt, j0.timestamps, deadline)
-            call = functools.partial(self.backend.transcribe_batch, *args, **j0.changes())
+            lv = [jobs[i].levels for i in idxs]
+            call = functools.partial(self.backend.transcribe_batch, *args, levels=lv, **j0.changes())
             try:
                 outs = call() if self._inline else await asyncio.to_thread(call)
             except DeadlineExceeded as exc:  # the callers already got 408; not a backend fault
@@ -358,9 +358,14 @@ class Transcriber:
         model: str,
         task: str = "transcribe",
     ) -> Response:
-        try:
-            audio = await asyncio.to_thread(
-                decode_audio_bytes, data, name=name, limits=self.opts.decode_limits
+        fmt = fields.response_format
+        try:  # with timestamps, a stereo upload's channel levels too (its turns place segments)
+            audio, levels = await asyncio.to_thread(
+                decode_upload,
+                data,
+                name=name,
+                limits=self.opts.decode_limits,
+                levels=fields.timed or fields.words,
             )
         except AudioTooLargeError as exc:
             return error(413, str(exc), type_="request_too_large", param="file")
@@ -368,18 +373,7 @@ class Transcriber:
             return error(415, str(exc), type_="unsupported_media_type", param="file")
         except EmptyAudioError as exc:
             return error(400, str(exc), param="file")
-        fmt = fields.response_format
-        job = Job(
-            audio,
-            language,
-            fields.prompt,
-            fmt in ("verbose_json", "srt", "vtt"),
-            deadline,
-            task=task,
-            temperatures=temperature_ladder(fields.temperature),
-            word_timestamps=fields.words,
-            hotwords=fields.hotwords,
-        )
+        job = Job.for_request(audio, levels, fields, language, deadline, task)
         result = await self.model.transcribe.remote(job)
         if isinstance(result, Failure):
             if result.kind == "deadline":

@@ -8,7 +8,9 @@ soxr), the one decoder evaluation and
 training use too, with ``DecodeLimits`` checked from the file's header before decoding and per
 block while decoding; this module only maps its ``AudioError.reason`` to the error classes the
 app turns into status codes. Long audio is split inside the inference backends
-(``whisper_tune.inference``), not here.
+(``whisper_tune.inference``), not here. A request with timestamps also gets a stereo upload's
+per-channel levels (``decode_upload``), read after the checked decode, so a call recording's
+turns can place its segments.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from whisper_tune.data.audio import SAMPLE_RATE, AudioError, DecodeLimits, decode_audio
+from whisper_tune.data.channel_levels import channel_levels
 
 __all__ = [
     "SAMPLE_RATE",
@@ -24,6 +27,7 @@ __all__ = [
     "EmptyAudioError",
     "NotAudioError",
     "decode_audio_bytes",
+    "decode_upload",
 ]
 
 
@@ -54,3 +58,12 @@ def decode_audio_bytes(
     except AudioError as exc:
         cls = _CLASSES.get(exc.reason, NotAudioError)
         raise cls(str(exc), exc.reason, exc.path) from exc
+
+
+def decode_upload(
+    data: bytes, *, name: str = "upload", limits: DecodeLimits | None = None, levels: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``decode_audio_bytes``, and with ``levels`` the upload's per-channel power when it has two or
+    more channels (``data.channel_levels``: a stereo call's turns for the segment times)."""
+    audio = decode_audio_bytes(data, name=name, limits=limits)
+    return audio, (channel_levels(data) if levels else None)

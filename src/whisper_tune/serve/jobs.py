@@ -12,7 +12,12 @@ Plain dataclasses, no Ray: unit-tested directly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from whisper_tune.inference.options import temperature_ladder
+
+if TYPE_CHECKING:
+    from whisper_tune.serve.limits import Fields
 
 __all__ = ["Failure", "Job", "served_ids"]
 
@@ -30,6 +35,26 @@ class Job:
     temperatures: tuple[float, ...] = (0.0,)
     word_timestamps: bool = False
     hotwords: str | None = None
+    levels: Any = None  # a stereo upload's per-channel power (data.channel_levels): not a decode option
+
+    @classmethod
+    def for_request(
+        cls, audio: Any, levels: Any, fields: Fields, language: str | None, deadline: float, task: str
+    ) -> Job:
+        """The job of a checked request (its form ``fields``, the language it resolved to)."""
+        temps = temperature_ladder(fields.temperature)
+        return cls(
+            audio,
+            language,
+            fields.prompt,
+            fields.timed,
+            deadline,
+            task,
+            temps,
+            fields.words,
+            fields.hotwords,
+            levels,
+        )
 
     def key(self) -> tuple[Any, ...]:
         """Jobs with equal keys decode together (one forward pass per batch of their windows)."""

@@ -225,6 +225,11 @@ class Fields:
         return "word" in self.granularities
 
     @property
+    def timed(self) -> bool:
+        """The response carries segment times."""
+        return self.response_format in ("verbose_json", "srt", "vtt")
+
+    @property
     def segments(self) -> bool:
         """verbose_json carries segments unless only words were asked for (OpenAI's rule)."""
         return not self.granularities or "segment" in self.granularities

@@ -240,3 +240,49 @@ def test_uploads_beyond_max_open_uploads_get_503_at_once() -> None:
     assert third.status_code == 503 and third.headers["retry-after"] == "1" and quick < 0.1
     assert "too many uploads in progress (2)" in body(third)["error"]["message"]
     assert [h.status_code for h in held] == [408, 408] and r.uploads == 0
+
+
+def test_a_stereo_upload_with_timestamps_brings_its_channel_levels() -> None:
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    r = ingress()
+    r.model.release.set()
+    t = np.arange(16000) / 16000
+    tone = (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    buf = io.BytesIO()  # left speaks the first second, right the next
+    sf.write(buf, np.stack([np.r_[tone, 0 * tone], np.r_[0 * tone, tone]], axis=1), 16000, format="WAV")
+    stereo = buf.getvalue()
+
+    async def call(req: Request) -> Any:
+        return await r.transcriptions(req)
+
+    for data, fmt, want in ((stereo, "verbose_json", True), (stereo, "srt", True), (stereo, "text", False),
+                            (wav(1.0), "srt", False)):  # fmt: skip
+        assert asyncio.run(call(upload(data, response_format=fmt))).status_code == 200
+        lv = r.model.jobs[-1].levels
+        assert (lv is not None) == want, fmt
+        if want:
+            assert lv.shape == (2, 100) and lv[0, :45].min() > lv[1, :45].max()
+
+
+def test_the_model_hands_each_job_s_levels_to_the_backend() -> None:
+    from whisper_tune.serve.jobs import Job
+
+    seen: dict[str, Any] = {}
+
+    class Backend:
+        def transcribe_batch(
+            self, audios: Any, *args: Any, levels: Any = None, **kw: Any
+        ) -> list[Transcript]:
+            seen["levels"] = levels
+            return [Transcript(text="x", segments=[], language="english", duration=1.0) for _ in audios]
+
+    m = replica()
+    m.backend, m._inline = Backend(), True
+    jobs = [Job("a1", None, None, True, time.monotonic() + 60, levels="L1"),
+            Job("a2", None, None, True, time.monotonic() + 60)]  # fmt: skip
+    outs = asyncio.run(Model.func_or_class._batched.__wrapped__(m, jobs))  # the batch body, no Serve
+    assert [o.text for o in outs] == ["x", "x"] and seen["levels"] == ["L1", None]
