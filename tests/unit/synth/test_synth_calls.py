@@ -133,8 +133,9 @@ def test_synthesize_calls_writes_audio_srt_and_manifests(
             x["text"] for x in mine
         )
         assert [(x["start"], x["end"]) for x in r["segments"]] == [(x["start"], x["end"]) for x in mine]
-    for call in longform:
-        mix, sr = sf.read(out / call["audio_filepath"])
+    for call in longform:  # the stereo call (decoded as its mix); the mono mix file beside it
+        assert call["audio_filepath"] == f"audio/{call['call_id']}.wav"
+        mix, sr = sf.read(out / f"audio/{call['call_id']}.mix.wav")
         assert sr == 8000 and mix.ndim == 1
         assert call["duration"] == pytest.approx(len(mix) / sr, abs=1e-3)
         mine = [s for s in segs if s["call_id"] == call["call_id"]]

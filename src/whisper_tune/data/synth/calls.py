@@ -14,7 +14,8 @@ through the telephone channel of ``channel`` with faint line noise, and writes:
 * ``OUT/segments.jsonl``: one line per turn (``audio_filepath`` = the stereo file, ``start``,
   ``end``, ``text``, ``speaker``, ``channel`` 0 = left = agent, 1 = right = customer, ...);
 * ``OUT/longform.jsonl``: one line per call for long-form evaluation (``audio_filepath`` =
-  the mono mix, ``text`` = every turn in time order, ``duration``, ``segments``);
+  the stereo call, which evaluation decodes as its mono mix and whose channels say who speaks
+  when, as a bank's own recordings would; ``text`` = every turn in time order, ``duration``, ``segments``);
 * ``OUT/longform_channels.jsonl``: one line per call and channel, the two-channel way to
   evaluate (``audio_filepath`` = the stereo file, ``channel`` = its index, that speaker's turns
   as ``text`` and ``segments``): each side decoded alone, so no segment can join two speakers;
@@ -286,7 +287,7 @@ def _write_manifests(out: Path, calls: list[dict[str, Any]], cfg: CallsConfig) -
                 }
                 seg.write(json.dumps(row, ensure_ascii=False) + "\n")
             row = {
-                "audio_filepath": c["mix"],
+                "audio_filepath": c["audio"],
                 "text": " ".join(tr["text"] for tr in c["turns"]),
                 "duration": c["duration"],
                 "call_id": c["id"],
