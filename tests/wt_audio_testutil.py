@@ -11,7 +11,9 @@ import io
 import numpy as np
 import soundfile as sf
 
-__all__ = ["silent_flac"]
+__all__ = ["silence", "silent_flac", "voiced"]
+
+SR = 16000
 
 
 def silent_flac(seconds: float, sr: int, channels: int) -> bytes:
@@ -28,3 +30,18 @@ def silent_flac(seconds: float, sr: int, channels: int) -> bytes:
             f.write(block[: min(left, len(block))])
             left -= len(block)
     return buf.getvalue()
+
+
+def voiced(seconds: float, seed: int = 0) -> np.ndarray:
+    """A voiced, amplitude-modulated 150 Hz buzz with harmonics at 16 kHz: close enough to speech
+    for Silero VAD."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(SR * seconds)) / SR
+    buzz = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 12)) * (
+        0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)
+    )
+    return (0.3 * buzz + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(SR * seconds), np.float32)

@@ -54,6 +54,7 @@ from .report import EvalResult, UtteranceResult, resolve_group_fields
 __all__ = [
     "EvalItem",
     "ScoredArtifact",
+    "channel_index",
     "evaluate",
     "load_eval_items",
     "load_for_eval",
@@ -143,14 +144,14 @@ class EvalItem:
     audio: np.ndarray
     meta: dict[str, Any]
     origin: str
-    source: str = ""  # the file decoded as its mix (empty for one channel of it, or given samples)
+    source: str = ""  # the audio file it was read from (empty for audio given as samples)
 
     @property
     def duration(self) -> float:
         return len(self.audio) / SAMPLE_RATE
 
 
-def _channel_index(s: Any) -> int | None:
+def channel_index(s: Any) -> int | None:
     """A row's ``channel`` when it is an index (0 = left) into a multichannel file; a string
     (``phone``, a channel *type* in clip manifests) is a label, not an index."""
     ch = (s.meta or {}).get("channel")
@@ -203,7 +204,7 @@ def load_eval_items(
     seen: dict[str, int] = {}
     for s in samples:
         try:
-            ch = _channel_index(s)
+            ch = channel_index(s)
             audio = load_audio(s.audio) if ch is None else _channel_audio(s, ch)
         except DataError as exc:  # AudioError is a DataError naming the file
             reason = str(getattr(exc, "reason", "unreadable_audio"))
@@ -219,7 +220,7 @@ def load_eval_items(
             uid = f"{orig}#{seen[orig]}"
         else:
             seen[orig] = 1
-        src = str(s.audio) if ch is None and isinstance(s.audio, str | Path) else ""
+        src = str(s.audio) if isinstance(s.audio, str | Path) else ""
         items.append(EvalItem(uid, s.text, audio, dict(s.meta or {}), s.origin, src))
     if skipped:
         log.warning("%d item(s) skipped (listed in the report)", len(skipped))

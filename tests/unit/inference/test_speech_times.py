@@ -12,22 +12,9 @@ from test_inference_gate import HelloWhisper
 from whisper_tune.inference import BackendOptions, DecodeOptions, FeatureBank, HFBackend, InvalidOptionError
 from whisper_tune.inference.speech_times import snap_segments, snap_times, speech_spans
 from whisper_tune.inference.types import Segment, Word
+from wt_audio_testutil import silence, voiced
 
 SR = 16000
-
-
-def voiced(seconds: float, seed: int = 0) -> np.ndarray:
-    """A voiced, amplitude-modulated 150 Hz buzz with harmonics: close enough to speech for Silero."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(SR * seconds)) / SR
-    buzz = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 12)) * (
-        0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)
-    )
-    return (0.3 * buzz + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
-
-
-def silence(seconds: float) -> np.ndarray:
-    return np.zeros(int(SR * seconds), np.float32)
 
 
 def two_turns() -> np.ndarray:
