@@ -13,7 +13,7 @@ converted to the option's type, and an unknown key is an error naming it): every
 ``max_batch_size``, ``max_queued_requests``, ``request_timeout_s``, ``num_gpus``, ...), plus
 ``autoscaling_config`` (a dict, or ``auto``), ``batch_wait_ms``, ``device``, ``dtype``,
 ``compute_type``, ``speech_gate`` (on/off), ``vad`` (on/off), ``speech_times`` (on/off),
-``model_aliases`` (comma separated) and ``api_key_env`` (the name of an environment variable of the Serve controller
+``split_pause`` (seconds, as the CLI's ``--split-pause``), ``model_aliases`` (comma separated) and ``api_key_env`` (the name of an environment variable of the Serve controller
 holding the key; only its SHA-256 reaches the replicas).
 """
 
@@ -36,6 +36,7 @@ _SPECIAL = (
     "speech_gate",
     "vad",
     "speech_times",
+    "split_pause",
     "model_aliases",
     "api_key_env",
 )
@@ -125,6 +126,14 @@ def options_from_args(args: dict[str, Any]) -> ServeOptions:
         decode = dataclasses.replace(decode, vad=_flag("vad", args["vad"]))
     if "speech_times" in args:
         decode = dataclasses.replace(decode, speech_times=_flag("speech_times", args["speech_times"]))
+    if "split_pause" in args:
+        try:
+            pause = float(str(args["split_pause"]).strip())
+        except ValueError:
+            raise UserError(
+                f"serve builder: split_pause must be seconds, got {args['split_pause']!r}"
+            ) from None
+        decode = dataclasses.replace(decode, split_pause_s=pause)  # DecodeOptions checks it is > 0
     backend.decode = decode
     if backend_kw.get("device") == "cpu":
         kw.setdefault("num_gpus", 0.0)

@@ -32,6 +32,9 @@ def test_string_args_are_converted_like_the_cli() -> None:
     assert b.decode.vad and b.decode.skip_silence and b.decode.gate == SpeechGate()
     assert options_from_args({"model": "m", "autoscaling_config": "auto"}).autoscaling_config == {}
     assert options_from_args({"model": "m", "speech_gate": "off"}).backend_options.decode.gate is None
+    d = options_from_args({"model": "m", "speech_times": "on", "split_pause": "0.8"}).backend_options.decode
+    assert d.speech_times and d.split_pause_s == 0.8
+    assert options_from_args({"model": "m"}).backend_options.decode.split_pause_s == 0.5  # the CLI's default
 
 
 def test_bad_args_name_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,6 +46,10 @@ def test_bad_args_name_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
         options_from_args({"model": "m", "max_batch_size": "many"})
     with pytest.raises(UserError, match="vad must be on or off"):
         options_from_args({"model": "m", "vad": "maybe"})
+    with pytest.raises(UserError, match="split_pause must be seconds, got 'long'"):
+        options_from_args({"model": "m", "split_pause": "long"})
+    with pytest.raises(UserError, match="split_pause_s must be > 0"):
+        options_from_args({"model": "m", "split_pause": "0"})
     monkeypatch.delenv("WT_NO_SUCH_KEY", raising=False)
     with pytest.raises(UserError, match="WT_NO_SUCH_KEY"):
         options_from_args({"model": "m", "api_key_env": "WT_NO_SUCH_KEY"})
