@@ -122,3 +122,51 @@ def test_long_audio_segments(serve_env: ServeEnv) -> None:
     assert all(s["end"] >= s["start"] for s in segs)
     assert segs[-1]["end"] <= dur + 0.01 and segs[-1]["start"] > 60.0  # the end of the call is transcribed
     assert norm(body["text"]).count("debit card") >= 3
+
+
+def test_a_stereo_call_s_turns_cut_and_place_its_segments(serve_env: ServeEnv, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The turn rule of speech_times on the real server: a synthetic call's stereo file keeps its
+    turns, and one sentence spoken across two channels with a 0.3 s pause (shorter than the 0.5 s
+    split pause) is cut at the change of channel only when the channels are there to say so."""
+    import json
+
+    from whisper_tune.data.synth.calls import CallsConfig, synthesize_calls
+    from whisper_tune.scoring.boundaries import boundary_score
+
+    def post(name: str, data: bytes, **fields: object) -> dict:  # type: ignore[type-arg]
+        r = httpx.post(
+            serve_env.url("hf", "/v1/audio/transcriptions"),
+            files={"file": (name, data, "audio/wav")},
+            data={"response_format": "verbose_json", **fields},
+            timeout=300,
+        )
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    synthesize_calls(CallsConfig(out=str(tmp_path), calls=1, seed=5, minutes=(1.0, 1.0), workers=1))
+    row = json.loads((tmp_path / "longform.jsonl").read_text().splitlines()[0])
+    ref = [(s["start"], s["end"]) for s in row["segments"]]
+    segs = post("call.wav", (tmp_path / row["audio_filepath"]).read_bytes())["segments"]
+    score = boundary_score(ref, [(s["start"], s["end"]) for s in segs])
+    assert score.ref_total >= 12 and score.accuracy is not None and score.accuracy >= 0.8, score
+
+    def trimmed(x: np.ndarray) -> np.ndarray:  # espeak pads its speech with silence
+        loud = np.flatnonzero(np.abs(x) > 0.01)
+        return x[loud[0] : loud[-1] + 1]
+
+    first, second = (
+        trimmed(speech("I would like to check my account")),
+        trimmed(speech("balance and my last payment")),
+    )
+    gap = np.zeros(int(0.3 * SR), np.float32)
+    lead = np.zeros(int(0.5 * SR), np.float32)
+    left = np.concatenate([lead, first, gap, np.zeros_like(second), lead])
+    right = np.concatenate([lead, np.zeros_like(first), gap, second, lead])
+    turn = (len(lead) + len(first) + len(gap) / 2) / SR  # the middle of the pause between the two sides
+    words = {"timestamp_granularities[]": ["segment", "word"]}
+    mono = post("mix.wav", wav_bytes((left + right) / 2), **words)["segments"]
+    stereo = post("two.wav", wav_bytes(np.stack([left, right], axis=1)), **words)["segments"]
+    assert not any(abs(s["end"] - turn) < 0.3 for s in mono[:-1]), mono  # one sentence: not cut
+    cut = [k for k, s in enumerate(stereo[:-1]) if abs(s["end"] - turn) < 0.3]
+    assert cut, stereo
+    assert norm(" ".join(s["text"] for s in stereo[: cut[0] + 1])).endswith("account")
