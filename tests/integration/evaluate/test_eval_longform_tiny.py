@@ -52,7 +52,8 @@ def test_evaluate_longform_sequential_and_chunked_redacted(
         m = lf["modes"][mode]
         assert m["wer"] < 0.5, (mode, m["wer"])  # tiny.en transcribes the synthetic call
         assert m["boundaries"]["ref_boundaries"] >= 16
-        assert m["boundaries"]["accuracy"] >= 0.4, (mode, m["boundaries"])
+        # the call is stereo: speech times with the turn rule (base tiny.en: 89-99 % on 8 such calls)
+        assert m["boundaries"]["accuracy"] >= 0.8, (mode, m["boundaries"])
         segs = m["recordings"][0]["segments"]
         assert len(segs) >= 5 and all(s["start"] <= s["end"] for s in segs)
         assert max(s["end"] for s in segs) > 45  # timestamps run through the whole call
