@@ -57,8 +57,36 @@ def test_a_segment_is_trimmed_onto_the_speech_of_its_own_channel() -> None:
     # no words: the channel with the most speech inside the segment is its speaker
     bare = Segment(1, 1.0, 6.0, " Hello.", [2])  # 2.0 s of channel 0, 2.75 s of channel 1
     assert snap_segments([a, bare], _audio(), spans=SPANS, levels=levels())[1].start == 3.25
-    short = Segment(1, 1.0, 4.0, " Okay.", [2])  # 2.0 s of channel 0, 0.75 s of channel 1
-    assert snap_segments([a, short], _audio(), spans=SPANS, levels=levels())[1].end == 3.0
+    short = Segment(1, 1.0, 4.0, " Fine.", [2])  # 2.0 s of channel 0, 0.75 s of channel 1: channel 0's
+    (turn,) = snap_segments([a, short], _audio(), spans=SPANS, levels=levels())  # one turn: joined
+    assert (turn.start, turn.end, turn.text, turn.tokens) == (0.5, 3.0, " Okay. Fine.", [1, 2])
+
+
+def test_consecutive_segments_of_one_side_are_one_turn() -> None:
+    spans = [(0.5, 2.0), (2.3, 4.0), (4.3, 6.0), (7.0, 8.0)]  # 0, 0, 1, then 1 again after 1 s
+    lv = np.full((2, 450), 1e-4, np.float32)
+    lv[0, : round(4.15 / LEVEL_FRAME_S)] = 0.05
+    lv[1, round(4.15 / LEVEL_FRAME_S) :] = 0.05
+
+    def seg(i: int, a: float, b: float, text: str, **kw: float) -> Segment:
+        return Segment(i, a, b, text, [i], words=[Word(text, a, b, 0.9, [i])], **kw)
+
+    segs = [
+        seg(0, 0.5, 2.0, " Hello.", avg_logprob=-0.2, seek=0.0),
+        seg(1, 2.3, 4.0, " How can I help?", avg_logprob=-0.5, seek=0.0),
+        seg(2, 4.3, 6.0, " My card."),
+        seg(3, 7.0, 8.0, " It was stolen."),  # the same side, but after a 1 s pause: its own segment
+    ]
+    out = snap_segments(segs, np.zeros(16000 * 9, np.float32), spans=spans, levels=lv)
+    assert [(s.id, s.start, s.end, s.text) for s in out] == [
+        (0, 0.5, 4.0, " Hello. How can I help?"),
+        (1, 4.3, 6.0, " My card."),
+        (2, 7.0, 8.0, " It was stolen."),
+    ]
+    assert out[0].tokens == [0, 1] and [w.word for w in out[0].words or []] == [" Hello.", " How can I help?"]
+    assert out[0].avg_logprob == -0.5  # the less confident window's statistics
+    # without levels (a mono recording) nothing is joined
+    assert len(snap_segments(segs, np.zeros(16000 * 9, np.float32), spans=spans)) == 4
 
 
 def test_a_feature_bank_holds_one_level_array_or_none_per_clip() -> None:
