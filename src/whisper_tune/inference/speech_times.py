@@ -4,7 +4,8 @@ Why: Whisper's timestamp tokens are coarse. tiny.en writes mostly whole seconds 
 speech, and consecutive segments touch (the next starts where the last ended), so the pause
 between two speakers sits inside a segment. Measured on 4 synthetic calls (6.8 min, the demo's
 export and base tiny.en): 49-61 % of the reference boundaries had a predicted one within 0.5 s;
-with the rule below 88-93 % (docs/evaluate.md). The speech itself says where a segment can start and end, which
+with the rule below on their mono mix 88-93 %, with the stereo file's turns 94-99 %
+(docs/evaluate.md). The speech itself says where a segment can start and end, which
 is the idea of stable-ts' silence adjustment; stable-ts works on openai-whisper's model and
 result objects, and no library takes a segment list plus audio, so the rule is written here.
 Speech is found by faster-whisper's Silero VAD (the model ``inference.vad`` already uses), with
