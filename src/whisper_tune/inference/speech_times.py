@@ -217,12 +217,14 @@ def _speaker_trim(
     """``seg``'s times on the speech of its speaker (``_speaker``; unchanged without one, or
     where that channel has no speech inside the segment)."""
     who = _speaker(seg, spans, starts, labels)
+    if who is None:
+        return seg.start, seg.end
     mine = [
         sp
         for sp, lab in zip(spans, labels, strict=True)
         if lab == who and sp[1] > seg.start and sp[0] < seg.end
     ]
-    if who is None or not mine:
+    if not mine:
         return seg.start, seg.end
     return max(seg.start, mine[0][0]), min(seg.end, mine[-1][1])
 
@@ -248,6 +250,7 @@ def _join(a: Segment, b: Segment) -> Segment:
 def _merge_turns(
     segments: list[Segment],
     spans: Sequence[tuple[float, float]],
+    starts: Sequence[float],
     labels: Sequence[int],
     gap_s: float,
 ) -> list[Segment]:
@@ -255,7 +258,6 @@ def _merge_turns(
     Each segment's channel is the one with the most speech inside its (snapped) times: after the
     trim those times lie on the speech, where word times can drift (measured: by words, 1-2 more
     reference boundaries lost per 4 calls)."""
-    starts = [a for a, _b in spans]
     out: list[Segment] = []
     last: int | None = None
     for seg in segments:
@@ -293,13 +295,13 @@ def snap_segments(
         if b[0] - a[1] + pad >= split_pause_s or (labels is not None and labels[k] != labels[k + 1])
     ]
     segments = [part for seg in segments for part in _split(seg, pauses)]
+    starts = [a for a, _b in spans]
     if labels is not None:
-        starts = [a for a, _b in spans]
         first = [_speaker_trim(s, spans, starts, labels) for s in segments]
     else:
         first = [(s.start, s.end) for s in segments]
     times = snap_times(first, spans)
     out = [replace(s, start=round(a, 3), end=round(b, 3)) for s, (a, b) in zip(segments, times, strict=True)]
     if labels is not None:
-        out = _merge_turns(out, spans, labels, split_pause_s)
+        out = _merge_turns(out, spans, starts, labels, split_pause_s)
     return [replace(s, id=i) for i, s in enumerate(out)]
